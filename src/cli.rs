@@ -1,0 +1,140 @@
+//! The command line: what operators type, with the original script's verbs and the Spanish
+//! aliases its translated documentation uses.
+
+use std::time::Duration;
+
+use clap::builder::PossibleValue;
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+
+use crate::stack::Component;
+
+const AFTER_HELP: &str = "\
+Components:
+  ps   Platform Server, the HTTP front door (imageserving-ps.service)
+  es   Image Server, image processing; `is` is accepted too (imageserving-es.service)
+  svg  SVG server, SVG rendering (imageserving-svg.service)
+The Supervisor is imageserving.target; the components are part of it.
+
+Exit codes (LSB):
+  status:   0 the Supervisor and every component asked about are active
+            3 the Supervisor or a component asked about is not running
+            4 unknown: systemd cannot be reached, or the units are not installed
+  others:   0 done
+            1 a job failed, or a component did not reach the expected state
+            2 invalid arguments
+            4 insufficient privilege (D-Bus or polkit denied the call)
+            5 not installed (a unit file is missing)
+            7 not running (restart of one component while the Supervisor is stopped)
+  any:      130 or 143 when interrupted by SIGINT or SIGTERM (the job goes on in systemd)";
+
+/// Start, stop, restart and inspect the Image Serving stack through systemd.
+#[derive(Debug, Parser)]
+#[command(name = "ImageServing", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Print machine-readable JSON on standard output.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Talk to the calling user's service manager instead of the system one.
+    #[arg(long, global = true)]
+    pub user: bool,
+
+    /// Enqueue the jobs and return without waiting for them.
+    #[arg(long, global = true)]
+    pub no_block: bool,
+
+    /// How long to wait for systemd's jobs, in seconds.
+    #[arg(long, global = true, value_name = "SECS", default_value = "90", value_parser = parse_timeout)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the Supervisor and every component.
+    #[command(visible_alias = "iniciar")]
+    Start,
+    /// Stop every component and the Supervisor.
+    #[command(visible_alias = "detener")]
+    Stop,
+    /// Restart the whole stack, or just one component.
+    #[command(visible_alias = "reiniciar")]
+    Restart {
+        /// The one component to restart; the others keep running.
+        component: Option<Component>,
+    },
+    /// Show uptime and memory of every component, or of the one named.
+    #[command(visible_alias = "estado")]
+    Status {
+        /// The one component to report.
+        component: Option<Component>,
+    },
+}
+
+impl ValueEnum for Component {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Component::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(
+            PossibleValue::new(self.name())
+                .help(self.title())
+                .aliases(self.aliases()),
+        )
+    }
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match text.parse::<u64>() {
+        Ok(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
+        _ => Err("expected a whole number of seconds, 1 or more".to_string()),
+    }
+}
+
+/// The clap definition, for generated man pages and shell completions.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn is_is_the_image_server() {
+        let cli = Cli::try_parse_from(["ImageServing", "restart", "is"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Restart {
+                component: Some(Component::Es)
+            }
+        ));
+    }
+
+    #[test]
+    fn spanish_verbs_are_aliases() {
+        let cli = Cli::try_parse_from(["ImageServing", "estado", "svg", "--json"]).unwrap();
+        assert!(cli.json);
+        assert!(matches!(
+            cli.command,
+            Command::Status {
+                component: Some(Component::Svg)
+            }
+        ));
+    }
+
+    #[test]
+    fn timeout_must_be_positive() {
+        assert!(Cli::try_parse_from(["ImageServing", "start", "--timeout", "0"]).is_err());
+        let cli = Cli::try_parse_from(["ImageServing", "--timeout", "5", "stop"]).unwrap();
+        assert_eq!(cli.timeout, Duration::from_secs(5));
+    }
+}

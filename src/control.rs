@@ -1,0 +1,323 @@
+//! Starting, stopping and restarting the stack: enqueue the jobs, wait for them, then check
+//! that every component really reached the state asked for.
+
+use std::time::{Duration, Instant};
+
+use crate::exit::{self, Failure};
+use crate::job::{JobWatch, Outcome, WaitError, explain_job_result};
+use crate::journal;
+use crate::stack::{Component, SUPERVISOR};
+use crate::status::{ComponentStatus, StackStatus};
+use crate::systemd::{Job, Manager, Systemd, explain_service_result};
+
+/// What the operator asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Start,
+    Stop,
+    /// The whole stack, or one component.
+    Restart(Option<Component>),
+}
+
+impl Action {
+    /// systemd's verb for the job.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Action::Start => "start",
+            Action::Stop => "stop",
+            Action::Restart(_) => "restart",
+        }
+    }
+
+    pub fn component(self) -> Option<Component> {
+        match self {
+            Action::Restart(component) => component,
+            Action::Start | Action::Stop => None,
+        }
+    }
+
+    /// The unit the job is for.
+    fn unit(self) -> &'static str {
+        self.component().map_or(SUPERVISOR, Component::unit)
+    }
+
+    /// The units an operator's start or restart frees from a failed state first.
+    fn units_to_reset(self) -> Vec<&'static str> {
+        match self {
+            Action::Stop => Vec::new(),
+            Action::Restart(Some(component)) => vec![component.unit()],
+            Action::Start | Action::Restart(None) => std::iter::once(SUPERVISOR)
+                .chain(Component::ALL.map(Component::unit))
+                .collect(),
+        }
+    }
+}
+
+/// How to run an action.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    pub manager: Manager,
+    /// Enqueue and return.
+    pub no_block: bool,
+    pub timeout: Duration,
+}
+
+/// A job and, once it ended, its result.
+#[derive(Clone, Debug)]
+pub struct JobReport {
+    pub unit: String,
+    pub kind: String,
+    pub result: Option<String>,
+}
+
+/// Something that did not go as asked, about one unit.
+#[derive(Clone, Debug)]
+pub struct Problem {
+    pub unit: String,
+    pub message: String,
+    /// The unit's last log lines, when it failed.
+    pub log: Vec<String>,
+}
+
+/// What an action did.
+#[derive(Debug)]
+pub struct ActionReport {
+    pub action: Action,
+    pub jobs: Vec<JobReport>,
+    /// The stack after the jobs ended; `None` with `--no-block`.
+    pub after: Option<StackStatus>,
+    pub problems: Vec<Problem>,
+}
+
+impl ActionReport {
+    pub fn succeeded(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Runs `action` and checks its effect.
+pub async fn run(action: Action, options: Options) -> Result<ActionReport, Failure> {
+    let deadline = Instant::now() + options.timeout;
+    let systemd = Systemd::connect(options.manager).await?;
+    let before = StackStatus::read(&systemd, &Component::ALL).await?;
+    check_installed(&before)?;
+    if let Action::Restart(Some(component)) = action
+        && !before.supervisor.is_active()
+    {
+        return Err(Failure::new(
+            exit::NOT_RUNNING,
+            format!(
+                "cannot restart {component}: the Supervisor ({SUPERVISOR}) is not running; \
+                 start the whole stack with `ImageServing start`"
+            ),
+        ));
+    }
+
+    // An operator who asks for a start expects it to happen, even after a crash loop made
+    // systemd's start rate limit block the unit: clear it, as `systemctl reset-failed` would.
+    for unit in action.units_to_reset() {
+        systemd.reset_failed(unit).await?;
+    }
+
+    let mut watch = JobWatch::new(&systemd).await?;
+    let mut jobs = watch.enqueue(action.unit(), action.verb()).await?;
+    if action == Action::Stop {
+        // A component started on its own while the Supervisor was down is not stopped by the
+        // Supervisor's stop: stop it by name.
+        for c in &before.components {
+            if !c.state.is_down() && !jobs.iter().any(|j| j.unit == c.state.unit) {
+                let more = watch.enqueue(&c.state.unit, "stop").await?;
+                jobs.extend(more);
+            }
+        }
+    }
+    if options.no_block {
+        return Ok(ActionReport {
+            action,
+            jobs: jobs.iter().map(|job| job_report(job, None)).collect(),
+            after: None,
+            problems: Vec::new(),
+        });
+    }
+
+    let outcomes = match watch.wait(&jobs, deadline).await {
+        Ok(outcomes) => outcomes,
+        Err(error) => return Err(waiting_failed(&systemd, action, options, error).await),
+    };
+    let after = StackStatus::read(&systemd, &Component::ALL).await?;
+    let problems = verify(action, options.manager, &before, &after, &outcomes);
+    Ok(ActionReport {
+        action,
+        jobs: outcomes
+            .iter()
+            .map(|o| job_report(&o.job, Some(&o.result)))
+            .collect(),
+        after: Some(after),
+        problems,
+    })
+}
+
+fn job_report(job: &Job, result: Option<&str>) -> JobReport {
+    JobReport {
+        unit: job.unit.clone(),
+        kind: job.kind.clone(),
+        result: result.map(str::to_string),
+    }
+}
+
+/// Every unit of the stack must have a usable unit file.
+fn check_installed(status: &StackStatus) -> Result<(), Failure> {
+    let missing = status.missing_units();
+    if !missing.is_empty() {
+        return Err(Failure::new(
+            exit::NOT_INSTALLED,
+            format!(
+                "not installed: no unit file for {}; install the imageserving package (or copy \
+                 the files of units/ into /etc/systemd/system and reload systemd)",
+                missing.join(", ")
+            ),
+        ));
+    }
+    let states =
+        std::iter::once(&status.supervisor).chain(status.components.iter().map(|c| &c.state));
+    for state in states {
+        if state.load_state != "loaded" {
+            return Err(Failure::new(
+                exit::NOT_CONFIGURED,
+                format!(
+                    "{} cannot be used: its load state is {}; check the unit file \
+                     (`systemctl status {}`) or unmask it",
+                    state.unit, state.load_state, state.unit
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Names each unit that did not reach the state `action` asked for, and why.
+fn verify(
+    action: Action,
+    manager: Manager,
+    before: &StackStatus,
+    after: &StackStatus,
+    outcomes: &[Outcome],
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let checked: Vec<&ComponentStatus> = match action.component() {
+        Some(component) => after.component(component).into_iter().collect(),
+        None => after.components.iter().collect(),
+    };
+    for component in checked {
+        let state = &component.state;
+        let wrong = match action {
+            Action::Stop => (!state.is_down()).then(|| format!("is still {}", describe(state))),
+            Action::Start | Action::Restart(_) if !state.is_active() => Some(format!(
+                "is {}: {} (result {})",
+                describe(state),
+                explain_service_result(&component.result),
+                component.result
+            )),
+            Action::Restart(_) => {
+                let old = before
+                    .component(component.component)
+                    .map(|c| c.state.invocation_id.as_str());
+                (old == Some(state.invocation_id.as_str()))
+                    .then(|| "did not restart: it still runs the same invocation".to_string())
+            }
+            Action::Start => None,
+        };
+        if let Some(what) = wrong {
+            let log = if action == Action::Stop {
+                Vec::new()
+            } else {
+                journal::last_lines(manager, &state.unit)
+            };
+            problems.push(Problem {
+                unit: state.unit.clone(),
+                message: format!(
+                    "{} ({}) {what}; see `{}`",
+                    component.component.title(),
+                    component.component,
+                    journal::command_for(manager, &state.unit)
+                ),
+                log,
+            });
+        }
+    }
+    // A failed job of a unit that ended up fine anyway (canceled by a newer job of another
+    // operator, say) is no problem; one whose unit is not fine was reported above.
+    if problems.is_empty() {
+        let supervisor_ok = match action {
+            Action::Stop => after.supervisor.is_down(),
+            _ => after.supervisor.is_active(),
+        };
+        if !supervisor_ok {
+            let job = outcomes.iter().find(|o| o.job.unit == SUPERVISOR);
+            problems.push(Problem {
+                unit: SUPERVISOR.to_string(),
+                message: format!(
+                    "the Supervisor ({SUPERVISOR}) is {}{}",
+                    describe(&after.supervisor),
+                    job.map(|o| format!(" (its job: {})", explain_job_result(&o.result)))
+                        .unwrap_or_default()
+                ),
+                log: Vec::new(),
+            });
+        }
+    }
+    problems
+}
+
+fn describe(state: &crate::status::UnitState) -> String {
+    if state.sub_state.is_empty() || state.sub_state == state.active_state {
+        state.active_state.clone()
+    } else {
+        format!("{} ({})", state.active_state, state.sub_state)
+    }
+}
+
+/// Explains a wait that ended early, naming the units still pending.
+async fn waiting_failed(
+    systemd: &Systemd,
+    action: Action,
+    options: Options,
+    error: WaitError,
+) -> Failure {
+    let (pending, what) = match error {
+        WaitError::TimedOut(pending) => (
+            pending,
+            format!(
+                "timed out after {} s waiting for",
+                options.timeout.as_secs()
+            ),
+        ),
+        WaitError::Disconnected(pending) => (
+            pending,
+            "lost the connection to systemd while waiting for".to_string(),
+        ),
+    };
+    let states = StackStatus::read(systemd, &Component::ALL).await.ok();
+    let units: Vec<String> = pending
+        .iter()
+        .map(|job| {
+            let state = states.as_ref().and_then(|s| {
+                std::iter::once(&s.supervisor)
+                    .chain(s.components.iter().map(|c| &c.state))
+                    .find(|state| state.unit == job.unit)
+            });
+            match state {
+                Some(state) => format!("{} ({} job, unit {})", job.unit, job.kind, describe(state)),
+                None => format!("{} ({} job)", job.unit, job.kind),
+            }
+        })
+        .collect();
+    Failure::new(
+        exit::FAILED,
+        format!(
+            "{what} {}; the {} goes on in systemd, follow it with `ImageServing status`",
+            units.join(", "),
+            action.verb()
+        ),
+    )
+}

@@ -1,0 +1,439 @@
+//! The printer: the status report and every command's outcome, as text for people on
+//! standard output (problems on standard error) or as one JSON document for machines.
+
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use tabled::builder::Builder;
+use tabled::settings::object::Columns;
+use tabled::settings::{Alignment, Style};
+
+use crate::control::{Action, ActionReport, Problem};
+use crate::exit::{self, Failure};
+use crate::stack::{Component, SLICE, SUPERVISOR};
+use crate::status::{ComponentStatus, StackStatus, UnitState};
+
+/// Prints a status report and returns `status`'s exit code.
+pub fn status(status: &StackStatus, json: bool) -> u8 {
+    let missing = status.missing_units();
+    let code = if !missing.is_empty() {
+        exit::STATUS_UNKNOWN
+    } else if status.all_active() {
+        exit::SUCCESS
+    } else {
+        exit::STATUS_NOT_RUNNING
+    };
+    if json {
+        print_json(&StatusDoc::new(status));
+    } else if !missing.is_empty() {
+        eprintln!(
+            "error: not installed: no unit file for {}; install the imageserving package",
+            missing.join(", ")
+        );
+    } else if !status.supervisor.is_active() {
+        println!(
+            "The Image Serving Supervisor ({SUPERVISOR}) is not running ({}). \
+             Start the stack with `ImageServing start`.",
+            status.supervisor.active_state
+        );
+    } else {
+        print!("{}", status_text(status));
+    }
+    code
+}
+
+/// The status report as people read it.
+pub fn status_text(status: &StackStatus) -> String {
+    let now = status.read_at;
+    let mut out = format!(
+        "Supervisor  {SUPERVISOR}  {}  up {}\n\n",
+        state(&status.supervisor),
+        or_dash(status.supervisor.uptime(now).map(uptime))
+    );
+    let mut table = Builder::new();
+    table.push_record([
+        "COMPONENT",
+        "UNIT",
+        "STATE",
+        "PID",
+        "UPTIME",
+        "MEMORY",
+        "CPU",
+        "TASKS",
+        "RESTARTS",
+    ]);
+    for c in &status.components {
+        table.push_record([
+            c.component.name().to_string(),
+            c.state.unit.clone(),
+            state(&c.state),
+            or_dash(c.pid),
+            or_dash(c.state.uptime(now).map(uptime)),
+            or_dash(c.memory_bytes.map(bytes)),
+            or_dash(c.cpu_nsec.map(|ns| cpu(Duration::from_nanos(ns)))),
+            or_dash(c.tasks),
+            or_dash(c.restarts),
+        ]);
+    }
+    let mut table = table.build();
+    table
+        .with(Style::blank())
+        .modify(Columns::new(3..), Alignment::right());
+    out.push_str(&table.to_string());
+    out.push('\n');
+    for c in &status.components {
+        if let Some(text) = &c.status_text {
+            out.push_str(&format!("  {}: {text}\n", c.component));
+        }
+    }
+    out.push_str(&format!(
+        "\nStack ({SLICE})  memory {}  CPU {}  tasks {}\n",
+        or_dash(status.usage.memory_bytes.map(bytes)),
+        or_dash(
+            status
+                .usage
+                .cpu_nsec
+                .map(|ns| cpu(Duration::from_nanos(ns)))
+        ),
+        or_dash(status.usage.tasks)
+    ));
+    out
+}
+
+/// Prints what an action did and returns its exit code.
+pub fn action(report: &ActionReport, json: bool) -> u8 {
+    let code = if report.succeeded() {
+        exit::SUCCESS
+    } else {
+        exit::FAILED
+    };
+    if json {
+        print_json(&ActionDoc::new(report));
+    } else {
+        for problem in &report.problems {
+            print_problem(problem);
+        }
+        if report.succeeded() {
+            println!("{}", summary(report));
+        }
+    }
+    code
+}
+
+/// Prints a failure that ended a command early and returns its exit code.
+pub fn failure(failure: &Failure, json: bool) -> u8 {
+    if json {
+        print_json(&FailureDoc {
+            ok: false,
+            exit_code: failure.code,
+            error: &failure.message,
+        });
+    } else {
+        eprintln!("error: {}", failure.message);
+    }
+    failure.code
+}
+
+/// Says that the command stopped waiting, not the jobs.
+pub fn interrupted(action: Option<Action>, signal: &str, code: u8, json: bool) -> u8 {
+    let message = match action {
+        Some(action) => format!(
+            "interrupted by {signal}: the {} goes on in systemd; follow it with \
+             `ImageServing status`",
+            what(action)
+        ),
+        None => format!("interrupted by {signal}"),
+    };
+    failure(&Failure::new(code, message), json)
+}
+
+fn print_problem(problem: &Problem) {
+    eprintln!("error: {}", problem.message);
+    for line in &problem.log {
+        eprintln!("    | {line}");
+    }
+}
+
+fn what(action: Action) -> String {
+    match action {
+        Action::Start => "start of the stack".into(),
+        Action::Stop => "stop of the stack".into(),
+        Action::Restart(None) => "restart of the stack".into(),
+        Action::Restart(Some(c)) => format!("restart of {c}"),
+    }
+}
+
+fn summary(report: &ActionReport) -> String {
+    let Some(after) = &report.after else {
+        let units: Vec<&str> = report.jobs.iter().map(|j| j.unit.as_str()).collect();
+        return format!(
+            "Queued the {}: jobs for {}.",
+            what(report.action),
+            units.join(", ")
+        );
+    };
+    let names = |components: &[ComponentStatus]| {
+        components
+            .iter()
+            .map(|c| c.component.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match report.action {
+        Action::Start => format!("Started the stack: {} active.", names(&after.components)),
+        Action::Stop => "Stopped the stack: every component is down.".into(),
+        Action::Restart(None) => format!(
+            "Restarted the stack: {} active, each in a new invocation.",
+            names(&after.components)
+        ),
+        Action::Restart(Some(c)) => format!(
+            "Restarted {c} ({}): active in a new invocation; the other components kept running.",
+            c.unit()
+        ),
+    }
+}
+
+fn state(s: &UnitState) -> String {
+    if s.sub_state.is_empty() || s.sub_state == s.active_state {
+        s.active_state.clone()
+    } else {
+        format!("{}/{}", s.active_state, s.sub_state)
+    }
+}
+
+fn or_dash<T: ToString>(value: Option<T>) -> String {
+    value.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+/// `42s`, `12m 5s`, `3h 12m`, `2d 4h`.
+pub fn uptime(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {}s", s / 60, s % 60),
+        3600..86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+/// `512 B`, `12.4 KiB`, `12.4 MiB`, `1.2 GiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// `230ms`, `12.3s`, then as uptime.
+pub fn cpu(d: Duration) -> String {
+    match d.as_millis() {
+        0..1000 => format!("{}ms", d.as_millis()),
+        1000..60_000 => format!("{:.1}s", d.as_secs_f64()),
+        _ => uptime(d),
+    }
+}
+
+fn print_json<T: Serialize>(doc: &T) {
+    // Serializing plain structs of strings and numbers cannot fail.
+    println!("{}", serde_json::to_string_pretty(doc).unwrap_or_default());
+}
+
+/// The `status --json` document (schema in the README).
+#[derive(Serialize)]
+struct StatusDoc<'a> {
+    supervisor: SupervisorDoc<'a>,
+    components: Vec<ComponentDoc<'a>>,
+    stack: StackDoc,
+}
+
+#[derive(Serialize)]
+struct SupervisorDoc<'a> {
+    unit: &'a str,
+    active: bool,
+    load_state: &'a str,
+    active_state: &'a str,
+    sub_state: &'a str,
+    uptime_seconds: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct ComponentDoc<'a> {
+    name: &'static str,
+    title: &'static str,
+    unit: &'a str,
+    load_state: &'a str,
+    active_state: &'a str,
+    sub_state: &'a str,
+    pid: Option<u32>,
+    uptime_seconds: Option<u64>,
+    memory_bytes: Option<u64>,
+    cpu_nsec: Option<u64>,
+    tasks: Option<u64>,
+    restarts: Option<u32>,
+    result: &'a str,
+    invocation_id: Option<&'a str>,
+    status_text: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct StackDoc {
+    unit: &'static str,
+    memory_bytes: Option<u64>,
+    cpu_nsec: Option<u64>,
+    tasks: Option<u64>,
+}
+
+impl<'a> StatusDoc<'a> {
+    fn new(status: &'a StackStatus) -> StatusDoc<'a> {
+        let now = status.read_at;
+        let s = &status.supervisor;
+        StatusDoc {
+            supervisor: SupervisorDoc {
+                unit: &s.unit,
+                active: s.is_active(),
+                load_state: &s.load_state,
+                active_state: &s.active_state,
+                sub_state: &s.sub_state,
+                uptime_seconds: uptime_seconds(s, now),
+            },
+            components: status
+                .components
+                .iter()
+                .map(|c| ComponentDoc::new(c, now))
+                .collect(),
+            stack: StackDoc {
+                unit: SLICE,
+                memory_bytes: status.usage.memory_bytes,
+                cpu_nsec: status.usage.cpu_nsec,
+                tasks: status.usage.tasks,
+            },
+        }
+    }
+}
+
+impl<'a> ComponentDoc<'a> {
+    fn new(c: &'a ComponentStatus, now: SystemTime) -> ComponentDoc<'a> {
+        let component: Component = c.component;
+        ComponentDoc {
+            name: component.name(),
+            title: component.title(),
+            unit: &c.state.unit,
+            load_state: &c.state.load_state,
+            active_state: &c.state.active_state,
+            sub_state: &c.state.sub_state,
+            pid: c.pid,
+            uptime_seconds: uptime_seconds(&c.state, now),
+            memory_bytes: c.memory_bytes,
+            cpu_nsec: c.cpu_nsec,
+            tasks: c.tasks,
+            restarts: c.restarts,
+            result: &c.result,
+            invocation_id: Some(c.state.invocation_id.as_str()).filter(|id| !id.is_empty()),
+            status_text: c.status_text.as_deref(),
+        }
+    }
+}
+
+fn uptime_seconds(state: &UnitState, now: SystemTime) -> Option<u64> {
+    state.uptime(now).map(|d| d.as_secs())
+}
+
+/// The document `start`, `stop` and `restart` print with `--json`.
+#[derive(Serialize)]
+struct ActionDoc<'a> {
+    action: &'static str,
+    component: Option<&'static str>,
+    ok: bool,
+    jobs: Vec<JobDoc<'a>>,
+    problems: Vec<ProblemDoc<'a>>,
+    status: Option<StatusDoc<'a>>,
+}
+
+#[derive(Serialize)]
+struct JobDoc<'a> {
+    unit: &'a str,
+    job: &'a str,
+    result: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ProblemDoc<'a> {
+    unit: &'a str,
+    message: &'a str,
+    log: &'a [String],
+}
+
+impl<'a> ActionDoc<'a> {
+    fn new(report: &'a ActionReport) -> ActionDoc<'a> {
+        ActionDoc {
+            action: report.action.verb(),
+            component: report.action.component().map(Component::name),
+            ok: report.succeeded(),
+            jobs: report
+                .jobs
+                .iter()
+                .map(|j| JobDoc {
+                    unit: &j.unit,
+                    job: &j.kind,
+                    result: j.result.as_deref(),
+                })
+                .collect(),
+            problems: report
+                .problems
+                .iter()
+                .map(|p| ProblemDoc {
+                    unit: &p.unit,
+                    message: &p.message,
+                    log: &p.log,
+                })
+                .collect(),
+            status: report.after.as_ref().map(StatusDoc::new),
+        }
+    }
+}
+
+/// What every command prints with `--json` when it could not do its work.
+#[derive(Serialize)]
+struct FailureDoc<'a> {
+    ok: bool,
+    exit_code: u8,
+    error: &'a str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uptime_is_human() {
+        assert_eq!(uptime(Duration::from_secs(42)), "42s");
+        assert_eq!(uptime(Duration::from_secs(12 * 60 + 5)), "12m 5s");
+        assert_eq!(
+            uptime(Duration::from_secs(3 * 3600 + 12 * 60 + 7)),
+            "3h 12m"
+        );
+        assert_eq!(uptime(Duration::from_secs(2 * 86400 + 4 * 3600)), "2d 4h");
+    }
+
+    #[test]
+    fn bytes_are_binary_units() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(12_700), "12.4 KiB");
+        assert_eq!(bytes(13_002_342), "12.4 MiB");
+        assert_eq!(bytes(3 << 30), "3.0 GiB");
+    }
+
+    #[test]
+    fn cpu_time_keeps_its_precision() {
+        assert_eq!(cpu(Duration::from_millis(230)), "230ms");
+        assert_eq!(cpu(Duration::from_millis(12_340)), "12.3s");
+        assert_eq!(cpu(Duration::from_secs(125)), "2m 5s");
+    }
+}
