@@ -1,0 +1,64 @@
+//! Starting the sandbox's outermost process so that it dies with the process that launched it.
+
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command};
+use std::sync::{Mutex, PoisonError, mpsc};
+use std::thread;
+
+type Request = (Command, mpsc::Sender<io::Result<Child>>);
+
+/// Spawns `command` in a new session with PR_SET_PDEATHSIG(SIGKILL), so that it, and with it
+/// the sandbox, dies even when the launcher is SIGKILLed. The kernel sends that signal when the
+/// THREAD that forked exits, so every spawn happens on one thread that lives as long as the
+/// process: a sandbox booted on a short-lived test thread must outlive that thread.
+pub(crate) fn spawn_tied_to_process(mut command: Command) -> io::Result<Child> {
+    static SPAWNER: Mutex<Option<mpsc::Sender<Request>>> = Mutex::new(None);
+
+    let launcher = std::process::id();
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe calls.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setsid() < 0
+                || libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) < 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            // A launcher that died before the prctl will never send the signal.
+            match libc::getppid() as u32 == launcher {
+                true => Ok(()),
+                false => Err(io::Error::other("the launching process exited")),
+            }
+        });
+    }
+
+    let (reply, answer) = mpsc::channel();
+    {
+        let mut spawner = SPAWNER.lock().unwrap_or_else(PoisonError::into_inner);
+        if spawner.is_none() {
+            let (requests, incoming) = mpsc::channel::<Request>();
+            thread::Builder::new()
+                .name("sandbox-spawner".into())
+                .spawn(move || {
+                    for (mut command, reply) in incoming {
+                        let _ = reply.send(command.spawn());
+                    }
+                })?;
+            *spawner = Some(requests);
+        }
+        if let Some(requests) = spawner.as_ref() {
+            requests
+                .send((command, reply))
+                .map_err(|_| io::Error::other("the sandbox spawner thread is gone"))?;
+        }
+    }
+    answer
+        .recv()
+        .map_err(|_| io::Error::other("the sandbox spawner thread is gone"))?
+}
