@@ -169,12 +169,17 @@ impl Systemd {
         &self.manager
     }
 
-    /// Clears a unit's failed state and start rate limit.
+    /// Clears a unit's failed state and start rate limit. A unit systemd has not loaded has
+    /// neither.
     pub async fn reset_failed(&self, unit: &str) -> Result<(), Error> {
-        self.manager
-            .reset_failed_unit(unit)
-            .await
-            .map_err(|e| Error::call("reset", unit, e))
+        match self.manager.reset_failed_unit(unit).await {
+            Err(zbus::Error::MethodError(name, _, _))
+                if name.as_str() == "org.freedesktop.systemd1.NoSuchUnit" =>
+            {
+                Ok(())
+            }
+            other => other.map_err(|e| Error::call("reset", unit, e)),
+        }
     }
 
     /// One `GetAll` of interface `I` on `unit`. Reading a unit's object loads it, so an

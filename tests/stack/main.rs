@@ -1,0 +1,5 @@
+//! Integration tests of the whole stack: the shipped units under a real systemd, driven by the
+//! real `ImageServing` binary, each test in a sandbox of its own.
+
+mod control;
+mod fixture;
