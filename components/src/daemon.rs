@@ -1,0 +1,215 @@
+//! The life of a daemon: configuration, listening socket, runtime, readiness, serving until
+//! SIGTERM, draining. Shared by the three binaries.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::cli::{self, Component};
+use crate::config::Config;
+use crate::listener::{self, Origin};
+use crate::platform::PlatformService;
+use crate::renderer::{Engine, RasterEngine, RenderService, VectorEngine};
+use crate::server::{self, Handler};
+use crate::systemd;
+
+/// Blocking threads the Platform Server may use for file reads (`/is/content`).
+const PLATFORM_BLOCKING_THREADS: usize = 8;
+
+/// Runs `component` with the process's arguments; the exit code for `main`.
+pub fn main(component: Component) -> ExitCode {
+    let name = component.binary();
+    let args = cli::parse(component);
+    let config = match Config::load(args.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{name}: invalid configuration: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.check_config {
+        print!("{}", config.to_toml());
+        return ExitCode::SUCCESS;
+    }
+    let (address, io_threads, blocking_threads) = match component {
+        Component::Platform => (
+            config.ps.listen,
+            config.ps.io_threads,
+            PLATFORM_BLOCKING_THREADS,
+        ),
+        Component::Image => (
+            config.es.listen,
+            config.es.io_threads,
+            config.es.worker_count(),
+        ),
+        Component::Svg => (
+            config.svg.listen,
+            config.svg.io_threads,
+            config.svg.worker_count(),
+        ),
+    };
+    // Before any thread exists: taking systemd's socket edits the environment.
+    let (listener, origin) = match listener::acquire(address) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{name}: cannot listen on {address}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(io_threads)
+        .max_blocking_threads(blocking_threads)
+        .thread_name(component.short())
+        .enable_all()
+        .build();
+    let runtime = match runtime {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{name}: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(component, config, listener, origin));
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(
+    component: Component,
+    config: Config,
+    listener: std::net::TcpListener,
+    origin: Origin,
+) -> Result<(), String> {
+    let listener =
+        TcpListener::from_std(listener).map_err(|e| format!("cannot use the socket: {e}"))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    let how = match origin {
+        Origin::Systemd => "socket passed by systemd",
+        Origin::Bound => "bound",
+    };
+    println!(
+        "{} {} listening on {address} ({how})",
+        component.binary(),
+        env!("CARGO_PKG_VERSION")
+    );
+    let (probes, probed) = mpsc::channel(1);
+    systemd::spawn_watchdog(probes);
+    match component {
+        Component::Platform => {
+            let service = Arc::new(PlatformService::new(&config));
+            tokio::spawn(announce_when_reachable(service.clone(), address));
+            let summary = service.clone();
+            systemd::spawn_status(config.http.status_interval(), move || summary.summary());
+            serve(
+                listener,
+                &config,
+                config.ps.max_connections,
+                service,
+                probed,
+            )
+            .await;
+        }
+        Component::Image => {
+            let engine = RasterEngine;
+            serve_renderer(
+                engine,
+                &config,
+                config.es.worker_count(),
+                config.es.max_connections,
+                listener,
+                address,
+                probed,
+            )
+            .await;
+        }
+        Component::Svg => {
+            let engine = VectorEngine::new(&config.image);
+            serve_renderer(
+                engine,
+                &config,
+                config.svg.worker_count(),
+                config.svg.max_connections,
+                listener,
+                address,
+                probed,
+            )
+            .await;
+        }
+    }
+    println!("{} stopped", component.binary());
+    Ok(())
+}
+
+async fn serve_renderer<E: Engine>(
+    engine: E,
+    config: &Config,
+    workers: usize,
+    max_connections: usize,
+    listener: TcpListener,
+    address: SocketAddr,
+    probed: mpsc::Receiver<systemd::Probe>,
+) {
+    let service = Arc::new(RenderService::new(engine, config, workers));
+    systemd::ready(&format!("serving on {address} with {workers} workers"));
+    let summary = service.clone();
+    systemd::spawn_status(config.http.status_interval(), move || summary.summary());
+    serve(listener, config, max_connections, service, probed).await;
+}
+
+async fn serve<H: Handler>(
+    listener: TcpListener,
+    config: &Config,
+    max_connections: usize,
+    service: Arc<H>,
+    probed: mpsc::Receiver<systemd::Probe>,
+) {
+    let drain = config.http.shutdown_timeout;
+    let stop = async move {
+        server::termination().await;
+        println!("stopping: no new connections, finishing open requests (up to {drain} s)");
+        systemd::stopping("stopping: finishing open requests");
+    };
+    server::serve(
+        listener,
+        &config.http,
+        max_connections,
+        service,
+        probed,
+        stop,
+    )
+    .await;
+}
+
+/// The Platform Server is ready once it has reached the Image Server: until then it
+/// answers, but every image request would fail.
+async fn announce_when_reachable(service: Arc<PlatformService>, address: SocketAddr) {
+    let mut delay = Duration::from_millis(50);
+    let mut told = false;
+    loop {
+        match service.es.status().await {
+            Ok(_) => break,
+            Err(e) if !told => {
+                eprintln!("waiting for the {}: {e}", service.es.name);
+                told = true;
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(1));
+    }
+    println!(
+        "ready: the {} answers at {}",
+        service.es.name, service.es.address
+    );
+    systemd::ready(&format!("serving on {address}, {}", service.summary()));
+}

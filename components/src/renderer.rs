@@ -1,0 +1,320 @@
+//! The internal renderers, the Image Server (es) and the SVG server (svg): one HTTP service
+//! over a bounded pool of render threads, with the engine (raster or vector) plugged in.
+//!
+//! Protocol, spoken by the Platform Server:
+//! `GET /render/{catalog}/{file.ext}?{canonical modifiers}` answers the image (or the
+//! `req=props` text), or a status and a one-line reason; `GET /status` answers `key=value`
+//! lines (version, uptime, counters) that the Platform Server folds into its status page.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use tokio::sync::Semaphore;
+
+use crate::catalog::{self, Catalogs, PathError};
+use crate::config::{Config, ImageConfig};
+use crate::decode;
+use crate::encode;
+use crate::geometry::{Layout, TooLarge};
+use crate::modifiers::{Format, Modifiers, Quality, Req};
+use crate::reply::{self, Body};
+use crate::server::Handler;
+use crate::vector::{self, SvgOptions};
+
+/// The path prefix of render requests.
+pub const RENDER_PREFIX: &str = "/render/";
+/// The path of the status lines.
+pub const STATUS_PATH: &str = "/status";
+
+/// What a render produced.
+#[derive(Debug)]
+pub struct Rendered {
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+/// Why a render failed, each with the status it is answered with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RenderError {
+    /// 403: a configured limit (MaxPix, source pixels or bytes) was hit.
+    TooLarge(String),
+    /// 500: the source cannot be read as an image.
+    Unreadable(String),
+}
+
+impl From<TooLarge> for RenderError {
+    fn from(e: TooLarge) -> Self {
+        RenderError::TooLarge(e.to_string())
+    }
+}
+
+/// A way of turning source bytes into a response image.
+pub trait Engine: Send + Sync + 'static {
+    /// How the component is named in messages, e.g. "Image Server (es)".
+    const NAME: &'static str;
+    /// The response format when the request has no `fmt=`.
+    const DEFAULT_FORMAT: Format;
+    fn render(
+        &self,
+        source: &[u8],
+        modifiers: &Modifiers,
+        limits: &ImageConfig,
+    ) -> Result<Rendered, RenderError>;
+}
+
+/// Rasters: JPEG, PNG, WebP, GIF, TIFF.
+pub struct RasterEngine;
+
+impl Engine for RasterEngine {
+    const NAME: &'static str = "Image Server (es)";
+    const DEFAULT_FORMAT: Format = Format::Jpeg;
+
+    fn render(
+        &self,
+        source: &[u8],
+        modifiers: &Modifiers,
+        limits: &ImageConfig,
+    ) -> Result<Rendered, RenderError> {
+        let probe = decode::probe(source).map_err(unreadable)?;
+        if probe.pixels() > limits.max_source_pixels {
+            return Err(RenderError::TooLarge(format!(
+                "the source is {}x{} pixels, more than max_source_pixels {}",
+                probe.width, probe.height, limits.max_source_pixels
+            )));
+        }
+        let size = (probe.width, probe.height);
+        if modifiers.req == Req::Props {
+            return Ok(props(size, probe.format_name()));
+        }
+        let layout = Layout::new(
+            size,
+            modifiers.size,
+            modifiers.fit,
+            limits.default_pix,
+            limits.max_pix,
+        )?;
+        let max_bytes = limits.max_source_pixels.saturating_mul(8);
+        let raster =
+            decode::decode(source, &probe, layout.scale(), max_bytes).map_err(unreadable)?;
+        finish::<Self>(raster, &layout, size, modifiers, limits)
+    }
+}
+
+/// SVG documents, rasterised at the response size.
+pub struct VectorEngine {
+    options: SvgOptions,
+}
+
+impl VectorEngine {
+    pub fn new(limits: &ImageConfig) -> Self {
+        VectorEngine {
+            options: SvgOptions::new(limits.max_source_pixels),
+        }
+    }
+}
+
+impl Engine for VectorEngine {
+    const NAME: &'static str = "SVG server (svg)";
+    const DEFAULT_FORMAT: Format = Format::PngAlpha;
+
+    fn render(
+        &self,
+        source: &[u8],
+        modifiers: &Modifiers,
+        limits: &ImageConfig,
+    ) -> Result<Rendered, RenderError> {
+        let tree = self.options.parse(source).map_err(unreadable)?;
+        let size = vector::size(&tree);
+        if modifiers.req == Req::Props {
+            return Ok(props(size, "svg"));
+        }
+        let layout = Layout::new(
+            size,
+            modifiers.size,
+            modifiers.fit,
+            limits.default_pix,
+            limits.max_pix,
+        )?;
+        let raster = vector::render(&tree, &layout).map_err(unreadable)?;
+        let canvas = Layout::covering(layout.canvas);
+        finish::<Self>(raster, &canvas, layout.canvas, modifiers, limits)
+    }
+}
+
+fn unreadable(e: String) -> RenderError {
+    RenderError::Unreadable(format!("the source cannot be read as an image: {e}"))
+}
+
+fn props((width, height): (u32, u32), format: &str) -> Rendered {
+    Rendered {
+        content_type: "text/plain; charset=utf-8",
+        body: format!("image.width={width}\nimage.height={height}\nimage.format={format}\n")
+            .into_bytes(),
+    }
+}
+
+/// Composes the raster onto the response canvas and encodes it.
+fn finish<E: Engine>(
+    raster: crate::raster::Raster,
+    layout: &Layout,
+    original: (u32, u32),
+    modifiers: &Modifiers,
+    limits: &ImageConfig,
+) -> Result<Rendered, RenderError> {
+    let format = modifiers.fmt.unwrap_or(E::DEFAULT_FORMAT);
+    let composed = raster
+        .compose(layout, original, modifiers.bgc, format.keeps_alpha())
+        .map_err(RenderError::Unreadable)?;
+    let quality = modifiers.qlt.unwrap_or(Quality {
+        value: limits.jpeg_quality,
+        full_chroma: false,
+    });
+    let body = encode::encode(&composed, format, quality).map_err(RenderError::Unreadable)?;
+    Ok(Rendered {
+        content_type: format.content_type(),
+        body,
+    })
+}
+
+/// Counters shown in `/status` and in systemd's status line.
+#[derive(Default)]
+pub struct Stats {
+    pub requests: AtomicU64,
+    pub rendered: AtomicU64,
+    pub failed: AtomicU64,
+    pub busy: AtomicUsize,
+}
+
+/// The HTTP side of a renderer.
+pub struct RenderService<E: Engine> {
+    engine: Arc<E>,
+    catalogs: Catalogs,
+    limits: Arc<ImageConfig>,
+    workers: usize,
+    pool: Arc<Semaphore>,
+    pub stats: Arc<Stats>,
+    started: Instant,
+}
+
+impl<E: Engine> RenderService<E> {
+    pub fn new(engine: E, config: &Config, workers: usize) -> Self {
+        RenderService {
+            engine: Arc::new(engine),
+            catalogs: Catalogs::new(&config.catalog_root),
+            limits: Arc::new(config.image.clone()),
+            workers,
+            pool: Arc::new(Semaphore::new(workers)),
+            stats: Arc::default(),
+            started: Instant::now(),
+        }
+    }
+
+    /// The status line for systemd.
+    pub fn summary(&self) -> String {
+        let s = &self.stats;
+        format!(
+            "{} requests, {} images rendered, {} failed, {}/{} workers busy",
+            s.requests.load(Ordering::Relaxed),
+            s.rendered.load(Ordering::Relaxed),
+            s.failed.load(Ordering::Relaxed),
+            s.busy.load(Ordering::Relaxed),
+            self.workers
+        )
+    }
+
+    fn status_lines(&self) -> String {
+        let s = &self.stats;
+        let mut out = String::new();
+        let _ = writeln!(out, "name={}", E::NAME);
+        let _ = writeln!(out, "version={}", env!("CARGO_PKG_VERSION"));
+        let _ = writeln!(out, "uptime={}", self.started.elapsed().as_secs());
+        let _ = writeln!(out, "requests={}", s.requests.load(Ordering::Relaxed));
+        let _ = writeln!(out, "rendered={}", s.rendered.load(Ordering::Relaxed));
+        let _ = writeln!(out, "failed={}", s.failed.load(Ordering::Relaxed));
+        let _ = writeln!(out, "workers={}", self.workers);
+        let _ = writeln!(out, "busy={}", s.busy.load(Ordering::Relaxed));
+        out
+    }
+
+    async fn render(&self, path: &str, query: &str) -> Response<Body> {
+        let modifiers = match Modifiers::parse(query) {
+            Ok(m) => m,
+            Err(e) => return reply::text(StatusCode::BAD_REQUEST, e.0),
+        };
+        let source = match catalog::segments(path).and_then(|s| self.catalogs.file_at(&s)) {
+            Ok(source) => source,
+            Err(PathError::Invalid(m)) => return reply::text(StatusCode::BAD_REQUEST, m),
+            Err(PathError::NotFound(m)) => return reply::text(StatusCode::NOT_FOUND, m),
+        };
+        if source.len > self.limits.max_source_bytes {
+            return reply::text(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "the source is {} bytes, more than max_source_bytes {}",
+                    source.len, self.limits.max_source_bytes
+                ),
+            );
+        }
+        let Ok(_slot) = self.pool.clone().acquire_owned().await else {
+            return reply::text(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+        };
+        let (engine, limits, stats) =
+            (self.engine.clone(), self.limits.clone(), self.stats.clone());
+        stats.busy.fetch_add(1, Ordering::Relaxed);
+        let work = tokio::task::spawn_blocking(move || {
+            let bytes = std::fs::read(&source.path)
+                .map_err(|e| RenderError::Unreadable(format!("cannot read the source: {e}")))?;
+            engine.render(&bytes, &modifiers, &limits)
+        })
+        .await;
+        self.stats.busy.fetch_sub(1, Ordering::Relaxed);
+        let result = work
+            .unwrap_or_else(|e| Err(RenderError::Unreadable(format!("the render failed: {e}"))));
+        match result {
+            Ok(rendered) => {
+                self.stats.rendered.fetch_add(1, Ordering::Relaxed);
+                reply::with_body(
+                    StatusCode::OK,
+                    rendered.content_type,
+                    reply::full(rendered.body),
+                )
+            }
+            Err(e) => {
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                match e {
+                    RenderError::TooLarge(m) => reply::text(StatusCode::FORBIDDEN, m),
+                    RenderError::Unreadable(m) => reply::text(StatusCode::INTERNAL_SERVER_ERROR, m),
+                }
+            }
+        }
+    }
+}
+
+impl<E: Engine> Handler for RenderService<E> {
+    async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        _peer: SocketAddr,
+    ) -> Response<Body> {
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        if !matches!(*request.method(), Method::GET | Method::HEAD) {
+            return reply::method_not_allowed();
+        }
+        let uri = request.uri();
+        if uri.path() == STATUS_PATH {
+            return reply::text(StatusCode::OK, self.status_lines());
+        }
+        match uri.path().strip_prefix(RENDER_PREFIX) {
+            Some(path) => self.render(path, uri.query().unwrap_or("")).await,
+            None => reply::text(
+                StatusCode::NOT_FOUND,
+                format!("no such path on the {}", E::NAME),
+            ),
+        }
+    }
+}

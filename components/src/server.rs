@@ -1,0 +1,130 @@
+//! The HTTP/1.1 server loop shared by the three daemons, with the limits that keep a
+//! hostile client from exhausting it: a connection cap, a deadline for request headers
+//! (slow-loris, also the keep-alive idle time), bounded header size and count, a deadline
+//! for stalled writes, and graceful shutdown that lets in-flight requests finish.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_io_timeout::TimeoutStream;
+
+use crate::config::HttpConfig;
+use crate::reply::Body;
+use crate::systemd::Probe;
+
+/// Largest request head (request line and headers) accepted, in bytes.
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// Most request headers accepted.
+const MAX_HEADERS: usize = 64;
+
+/// What a daemon does with a request.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> impl Future<Output = Response<Body>> + Send;
+}
+
+/// Serves `listener` until `shutdown` completes, then stops accepting and waits up to the
+/// configured shutdown timeout for open requests. Answers watchdog probes meanwhile.
+pub async fn serve<H: Handler>(
+    listener: TcpListener,
+    http: &HttpConfig,
+    max_connections: usize,
+    handler: Arc<H>,
+    mut probes: mpsc::Receiver<Probe>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let slots = Arc::new(Semaphore::new(max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(http.header_timeout())
+        .max_buf_size(MAX_HEAD_BYTES)
+        .max_headers(MAX_HEADERS);
+    let write_timeout = http.write_timeout();
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            Some(probe) = probes.recv() => {
+                let _ = probe.send(());
+                continue;
+            }
+            accepted = accept(&listener, &slots) => accepted,
+        };
+        let (stream, peer, slot) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of descriptors or memory: back off instead of spinning.
+                eprintln!("cannot accept a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let mut stream = TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(write_timeout));
+        let handler = handler.clone();
+        let service = service_fn(move |request| {
+            let handler = handler.clone();
+            async move { Ok::<_, Infallible>(handler.handle(request, peer).await) }
+        });
+        let connection = builder.serve_connection(TokioIo::new(Box::pin(stream)), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            // Errors here are the client's (reset, timeout, malformed request): hyper has
+            // answered what could be answered.
+            let _ = connection.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(http.shutdown_timeout(), graceful.shutdown()).await;
+}
+
+async fn accept(
+    listener: &TcpListener,
+    slots: &Arc<Semaphore>,
+) -> std::io::Result<(
+    tokio::net::TcpStream,
+    SocketAddr,
+    tokio::sync::OwnedSemaphorePermit,
+)> {
+    let slot = slots
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the connection semaphore is never closed");
+    let (stream, peer) = listener.accept().await?;
+    Ok((stream, peer, slot))
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn termination() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        eprintln!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
