@@ -81,7 +81,7 @@ impl Launch {
             .create()
             .context("cannot create the sandbox's cgroups")?;
         let unshare = format!(
-            "unshare --pid --fork --kill-child --mount --propagation private --uts --ipc --net \
+            "exec unshare --pid --fork --kill-child --mount --propagation private --uts --ipc --net \
              --mount-proc {}",
             self.state.init_script().display()
         );

@@ -1,0 +1,124 @@
+//! What the sandbox tests share: proof that a sandbox left nothing behind, and waiting.
+
+#![allow(dead_code)] // each test binary uses a part of it
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use imageserving_sandbox::Sandbox;
+
+/// Everything a sandbox put on the host, noted while it runs.
+#[derive(Debug)]
+pub struct Footprint {
+    pub pid1: i32,
+    pid_namespace: PathBuf,
+    pub state_dir: PathBuf,
+    cgroup: String,
+    /// Names the PrivateTmp directories of its services in the host's /tmp and /var/tmp.
+    boot_id: String,
+}
+
+impl Footprint {
+    pub fn of(sandbox: &Sandbox) -> Self {
+        Self::from_parts(sandbox.pid1(), sandbox.state_dir())
+    }
+
+    pub fn from_parts(pid1: i32, state_dir: &Path) -> Self {
+        let pid_namespace = fs::read_link(format!("/proc/{pid1}/ns/pid")).expect("PID 1 runs");
+        let cgroups = fs::read_to_string(format!("/proc/{pid1}/cgroup")).expect("PID 1 runs");
+        // e.g. "8:pids:/harness_imageserving_<id>.slice/init.scope"
+        let cgroup = cgroups
+            .lines()
+            .find_map(|line| line.split(':').nth(2)?.split('/').nth(1).map(str::to_owned))
+            .expect("PID 1 is in a harness cgroup");
+        assert!(cgroup.starts_with("harness_"), "unexpected cgroup {cgroup}");
+        let boot_id =
+            fs::read_to_string(format!("/proc/{pid1}/root/proc/sys/kernel/random/boot_id"))
+                .expect("PID 1 runs");
+        let boot_id = boot_id.trim().replace('-', "");
+        let host_boot_id = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+        assert_ne!(
+            boot_id,
+            host_boot_id.trim().replace('-', ""),
+            "the sandbox has its own boot id"
+        );
+        Self {
+            pid1,
+            pid_namespace,
+            state_dir: state_dir.to_owned(),
+            cgroup,
+            boot_id,
+        }
+    }
+
+    /// What is still there: processes of the namespace (PID 1 included), the script(1) and
+    /// unshare(1) that started it, its cgroups, its state directory, its services' PrivateTmp
+    /// directories.
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut left = Vec::new();
+        let state = self.state_dir.to_string_lossy().into_owned();
+        for entry in fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            if fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|ns| ns == self.pid_namespace)
+            {
+                left.push(format!("process {pid} in the sandbox's PID namespace"));
+            }
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&state) {
+                left.push(format!("process {pid} naming the state directory"));
+            }
+        }
+        for hierarchy in fs::read_dir("/sys/fs/cgroup")
+            .unwrap()
+            .filter_map(Result::ok)
+        {
+            let dir = hierarchy.path().join(&self.cgroup);
+            if dir.exists() {
+                left.push(format!("cgroup {}", dir.display()));
+            }
+        }
+        for tmp in ["/tmp", "/var/tmp"] {
+            for entry in fs::read_dir(tmp).unwrap().filter_map(Result::ok) {
+                if entry.file_name().to_string_lossy().contains(&self.boot_id) {
+                    left.push(format!("private tmp {}", entry.path().display()));
+                }
+            }
+        }
+        if self.state_dir.exists() {
+            left.push(format!("state directory {}", self.state_dir.display()));
+        }
+        left
+    }
+
+    pub fn assert_nothing_left(&self) {
+        let left = self.leftovers();
+        assert!(left.is_empty(), "the sandbox left {left:#?}");
+    }
+}
+
+/// Checks `condition` every 20 ms until it holds; panics with `what` after `timeout`.
+pub fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `systemctl ARGS` in the sandbox, which must succeed; returns its stdout.
+pub fn systemctl(sandbox: &Sandbox, args: &[&str]) -> String {
+    let output = sandbox.systemctl(args).unwrap();
+    assert!(
+        output.status.success(),
+        "systemctl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}

@@ -1,0 +1,147 @@
+//! Booting, reaching the bus, and tearing down without leaving anything: after shutdown, after a
+//! panic, and after the launching process was SIGKILLed.
+
+mod common;
+
+use std::env;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::Duration;
+
+use common::{Footprint, systemctl, wait_for};
+use imageserving_sandbox::{Sandbox, remove_stale_sandboxes};
+
+/// Set in the environment of a child test process: how its sandbox must end.
+const CHILD_MODE: &str = "IMAGESERVING_SANDBOX_CHILD_MODE";
+/// What a child prints once its sandbox is up, followed by `<pid1> <state dir>` (libtest may
+/// print the test's name on the same line first).
+const BOOTED: &str = "child sandbox booted:";
+
+#[test]
+fn boots_reaches_its_bus_and_leaves_nothing_behind() {
+    let sandbox = Sandbox::boot().unwrap();
+    let footprint = Footprint::of(&sandbox);
+
+    let owner = Command::new("busctl")
+        .arg(format!("--address={}", sandbox.bus_address()))
+        .args([
+            "call",
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus",
+        ])
+        .args(["NameHasOwner", "s", "org.freedesktop.systemd1"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&owner.stdout).trim(),
+        "b true",
+        "{owner:?}"
+    );
+    assert_eq!(
+        systemctl(&sandbox, &["is-system-running"]).trim(),
+        "running"
+    );
+    assert!(sandbox.bus_address().ends_with("/dbus/system_bus_socket"));
+    assert!(sandbox.state_dir().join("units").is_dir());
+
+    // Inside: its own PID 1, the caller's working directory, the sandbox's journal.
+    let inside = sandbox
+        .command("sh")
+        .args(["-c", "cat /proc/1/comm; pwd"])
+        .current_dir("/usr")
+        .output();
+    assert_eq!(
+        String::from_utf8_lossy(&inside.unwrap().stdout),
+        "systemd\n/usr\n"
+    );
+    assert!(sandbox.journal("dbus.service").contains("Started"));
+
+    sandbox.shutdown().unwrap();
+    footprint.assert_nothing_left();
+}
+
+#[test]
+fn a_panicking_test_still_tears_its_sandbox_down() {
+    let (mut child, footprint) = start_child("panic");
+    writeln!(child.stdin.take().unwrap(), "go").unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the child test was meant to fail");
+    footprint.assert_nothing_left();
+}
+
+#[test]
+fn a_killed_launcher_takes_its_sandbox_down_and_the_rest_is_reaped() {
+    let (mut child, footprint) = start_child("hang");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // PR_SET_PDEATHSIG brings the namespace down without anyone's help...
+    wait_for(
+        "the sandbox's PID 1 to die with its launcher",
+        Duration::from_secs(10),
+        || !Path::new(&format!("/proc/{}", footprint.pid1)).exists(),
+    );
+    // ...and the stale cleanup of any later boot removes its cgroups and state directory.
+    remove_stale_sandboxes().unwrap();
+    footprint.assert_nothing_left();
+}
+
+/// Runs one test of this binary in a child process with a sandbox, and returns once the child
+/// reports that the sandbox is up. The child then waits for a line on its stdin.
+fn start_child(mode: &str) -> (std::process::Child, Footprint) {
+    let mut child = Command::new(env::current_exe().unwrap())
+        .args([
+            "child_process",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_MODE, mode)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stderr = child.stderr.take().unwrap();
+    let booted = stdout
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| Some(line.split_once(BOOTED)?.1.to_owned()));
+    let Some(booted) = booted else {
+        let mut error = String::new();
+        stderr.read_to_string(&mut error).unwrap();
+        panic!("the child test reported no sandbox:\n{error}");
+    };
+    // The child's own report and panic message would only clutter this test's output.
+    thread::spawn(move || stdout.for_each(drop));
+    thread::spawn(move || io::copy(&mut stderr, &mut io::sink()));
+    let (pid1, state_dir) = booted.trim().split_once(' ').unwrap();
+    let footprint = Footprint::from_parts(pid1.parse().unwrap(), Path::new(state_dir));
+    (child, footprint)
+}
+
+/// The body of the child processes of the tests above; does nothing in a normal run.
+#[test]
+fn child_process() {
+    let Ok(mode) = env::var(CHILD_MODE) else {
+        return;
+    };
+    let sandbox = Sandbox::boot().unwrap();
+    // Something systemd cleans up only when halted normally: a PrivateTmp directory on the host.
+    let unit = "[Service]\nPrivateTmp=yes\nExecStart=/bin/sleep infinity\n";
+    sandbox
+        .write_unit_file("private-tmp.service", unit)
+        .unwrap();
+    sandbox.daemon_reload().unwrap();
+    systemctl(&sandbox, &["start", "private-tmp.service"]);
+    println!(
+        "{BOOTED} {} {}",
+        sandbox.pid1(),
+        sandbox.state_dir().display()
+    );
+    std::io::stdin().read_line(&mut String::new()).unwrap();
+    panic!("a failing test with a sandbox ({mode})");
+}
