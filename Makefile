@@ -1,0 +1,37 @@
+# One-word entry points. `make run` and `make test` are the quick start.
+
+CARGO ?= cargo
+
+.PHONY: run test lint deb package-test bench bench-control bench-components clean-sandboxes
+
+## Build everything, start the stack under systemd and show `ImageServing status`.
+run:
+	$(CARGO) build --workspace --locked
+	scripts/run-stack
+
+## The whole test suite: unit and integration tests, then the Debian package test.
+test:
+	$(CARGO) build --workspace --locked
+	$(CARGO) test --workspace --locked
+	tests/package/run
+
+## Formatting and lints, as CI checks them.
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+## The Debian package, built with dpkg-buildpackage.
+deb:
+	debian/build-deb
+
+package-test:
+	tests/package/run
+
+## Benchmarks (on demand, never in CI): each prints its ratio against a named baseline.
+bench: bench-control bench-components
+
+bench-control:
+	$(CARGO) bench --locked -p imageserving --bench control
+
+bench-components:
+	components/bench/run
