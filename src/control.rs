@@ -8,7 +8,7 @@ use crate::job::{JobWatch, Outcome, WaitError, explain_job_result};
 use crate::journal;
 use crate::stack::{Component, SUPERVISOR};
 use crate::status::{ComponentStatus, StackStatus};
-use crate::systemd::{Job, Manager, Systemd, explain_service_result};
+use crate::systemd::{Job, Manager, Systemd};
 
 /// What the operator asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,7 +144,19 @@ pub async fn run(action: Action, options: Options) -> Result<ActionReport, Failu
         Ok(outcomes) => outcomes,
         Err(error) => return Err(waiting_failed(&systemd, action, options, error).await),
     };
-    let after = StackStatus::read(&systemd, &Component::ALL).await?;
+    let mut after = StackStatus::read(&systemd, &Component::ALL).await?;
+    // Another operator's job may still be at work on the same units (ours was merged into it
+    // or replaced by it): wait for those too, so the verdict is about where the units end up.
+    loop {
+        let others = after.pending_jobs();
+        if others.is_empty() {
+            break;
+        }
+        if let Err(error) = watch.wait(&others, deadline).await {
+            return Err(waiting_failed(&systemd, action, options, error).await);
+        }
+        after = StackStatus::read(&systemd, &Component::ALL).await?;
+    }
     let problems = verify(action, options.manager, &before, &after, &outcomes);
     Ok(ActionReport {
         action,
@@ -211,13 +223,10 @@ fn verify(
     for component in checked {
         let state = &component.state;
         let wrong = match action {
-            Action::Stop => (!state.is_down()).then(|| format!("is still {}", describe(state))),
-            Action::Start | Action::Restart(_) if !state.is_active() => Some(format!(
-                "is {}: {} (result {})",
-                describe(state),
-                explain_service_result(&component.result),
-                component.result
-            )),
+            Action::Stop => (!state.is_down()).then(|| format!("is still {}", state.summary())),
+            Action::Start | Action::Restart(_) if !state.is_active() => {
+                Some(format!("is {}: {}", state.summary(), component.diagnosis()))
+            }
             Action::Restart(_) => {
                 let old = before
                     .component(component.component)
@@ -258,7 +267,7 @@ fn verify(
                 unit: SUPERVISOR.to_string(),
                 message: format!(
                     "the Supervisor ({SUPERVISOR}) is {}{}",
-                    describe(&after.supervisor),
+                    after.supervisor.summary(),
                     job.map(|o| format!(" (its job: {})", explain_job_result(&o.result)))
                         .unwrap_or_default()
                 ),
@@ -267,14 +276,6 @@ fn verify(
         }
     }
     problems
-}
-
-fn describe(state: &crate::status::UnitState) -> String {
-    if state.sub_state.is_empty() || state.sub_state == state.active_state {
-        state.active_state.clone()
-    } else {
-        format!("{} ({})", state.active_state, state.sub_state)
-    }
 }
 
 /// Explains a wait that ended early, naming the units still pending.
@@ -307,7 +308,7 @@ async fn waiting_failed(
                     .find(|state| state.unit == job.unit)
             });
             match state {
-                Some(state) => format!("{} ({} job, unit {})", job.unit, job.kind, describe(state)),
+                Some(state) => format!("{} ({} job, unit {})", job.unit, job.kind, state.summary()),
                 None => format!("{} ({} job)", job.unit, job.kind),
             }
         })

@@ -10,6 +10,7 @@ use tabled::settings::{Alignment, Style};
 
 use crate::control::{Action, ActionReport, Problem};
 use crate::exit::{self, Failure};
+use crate::journal;
 use crate::stack::{Component, SLICE, SUPERVISOR};
 use crate::status::{ComponentStatus, StackStatus, UnitState};
 
@@ -47,7 +48,7 @@ pub fn status_text(status: &StackStatus) -> String {
     let now = status.read_at;
     let mut out = format!(
         "Supervisor  {SUPERVISOR}  {}  up {}\n\n",
-        state(&status.supervisor),
+        status.supervisor.summary(),
         or_dash(status.supervisor.uptime(now).map(uptime))
     );
     let mut table = Builder::new();
@@ -66,7 +67,7 @@ pub fn status_text(status: &StackStatus) -> String {
         table.push_record([
             c.component.name().to_string(),
             c.state.unit.clone(),
-            state(&c.state),
+            c.state.summary(),
             or_dash(c.pid),
             or_dash(c.state.uptime(now).map(uptime)),
             or_dash(c.memory_bytes.map(bytes)),
@@ -82,7 +83,15 @@ pub fn status_text(status: &StackStatus) -> String {
     out.push_str(&table.to_string());
     out.push('\n');
     for c in &status.components {
-        if let Some(text) = &c.status_text {
+        if !c.state.is_active() && c.result != "success" && !c.result.is_empty() {
+            out.push_str(&format!(
+                "  {}: {}: {}; see `{}`\n",
+                c.component,
+                c.state.summary(),
+                c.diagnosis(),
+                journal::command_for(status.manager, &c.state.unit)
+            ));
+        } else if let Some(text) = &c.status_text {
             out.push_str(&format!("  {}: {text}\n", c.component));
         }
     }
@@ -193,14 +202,6 @@ fn summary(report: &ActionReport) -> String {
     }
 }
 
-fn state(s: &UnitState) -> String {
-    if s.sub_state.is_empty() || s.sub_state == s.active_state {
-        s.active_state.clone()
-    } else {
-        format!("{}/{}", s.active_state, s.sub_state)
-    }
-}
-
 fn or_dash<T: ToString>(value: Option<T>) -> String {
     value.map_or_else(|| "-".to_string(), |v| v.to_string())
 }
@@ -278,6 +279,7 @@ struct ComponentDoc<'a> {
     tasks: Option<u64>,
     restarts: Option<u32>,
     result: &'a str,
+    start_limit_hit: bool,
     invocation_id: Option<&'a str>,
     status_text: Option<&'a str>,
 }
@@ -335,6 +337,7 @@ impl<'a> ComponentDoc<'a> {
             tasks: c.tasks,
             restarts: c.restarts,
             result: &c.result,
+            start_limit_hit: c.start_limit_hit(),
             invocation_id: Some(c.state.invocation_id.as_str()).filter(|id| !id.is_empty()),
             status_text: c.status_text.as_deref(),
         }

@@ -6,7 +6,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures_util::future::{try_join, try_join_all, try_join3};
 
 use crate::stack::{Component, SLICE, SUPERVISOR};
-use crate::systemd::{Error, ServiceProperties, SliceProperties, Systemd, UnitProperties};
+use crate::systemd::{
+    Error, Job, Manager, ServiceProperties, SliceProperties, Systemd, UnitProperties,
+    explain_service_result,
+};
 
 /// A unit's state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +23,8 @@ pub struct UnitState {
     pub active_since: Option<SystemTime>,
     /// Hex; empty when the unit never ran.
     pub invocation_id: String,
+    /// The job systemd has queued or is running for the unit.
+    pub job: Option<Job>,
 }
 
 impl UnitState {
@@ -31,7 +36,13 @@ impl UnitState {
             }
             _ => None,
         };
+        let job = p.job.filter(|(id, _)| *id != 0).map(|(_, path)| Job {
+            path,
+            unit: unit.to_string(),
+            kind: "queued".to_string(),
+        });
         UnitState {
+            job,
             unit: unit.to_string(),
             load_state: p.load_state.unwrap_or_default(),
             active_state,
@@ -43,6 +54,15 @@ impl UnitState {
                 .iter()
                 .map(|b| format!("{b:02x}"))
                 .collect(),
+        }
+    }
+
+    /// `active/running`, or just `inactive` where the sub-state adds nothing.
+    pub fn summary(&self) -> String {
+        if self.sub_state.is_empty() || self.sub_state == self.active_state {
+            self.active_state.clone()
+        } else {
+            format!("{}/{}", self.active_state, self.sub_state)
         }
     }
 
@@ -81,6 +101,29 @@ pub struct ComponentStatus {
     pub status_text: Option<String>,
 }
 
+impl ComponentStatus {
+    /// systemd stopped restarting the component because of its start rate limit: an explicit
+    /// start hit it, or a crash loop used up its restarts. After a crash loop systemd 252 keeps
+    /// the crash's own result, so a failed state after automatic restarts is the sign.
+    pub fn start_limit_hit(&self) -> bool {
+        self.result == "start-limit-hit"
+            || (self.state.active_state == "failed" && self.restarts.unwrap_or(0) > 0)
+    }
+
+    /// Why the component is not running, in words.
+    pub fn diagnosis(&self) -> String {
+        let mut text = format!("{} ({})", explain_service_result(&self.result), self.result);
+        if self.start_limit_hit() && self.result != "start-limit-hit" {
+            text.push_str(&format!(
+                "; systemd gave up restarting it (start rate limit): fix the cause, then \
+                 `ImageServing restart {}` clears the limit",
+                self.component
+            ));
+        }
+        text
+    }
+}
+
 /// The slice's totals over every component.
 #[derive(Clone, Debug, Default)]
 pub struct StackUsage {
@@ -96,6 +139,8 @@ pub struct StackStatus {
     pub components: Vec<ComponentStatus>,
     pub usage: StackUsage,
     pub read_at: SystemTime,
+    /// The manager it was read from, for the commands a report suggests.
+    pub manager: Manager,
 }
 
 impl StackStatus {
@@ -116,6 +161,7 @@ impl StackStatus {
                 tasks: available(slice.tasks_current),
             },
             read_at: SystemTime::now(),
+            manager: systemd.kind(),
         })
     }
 
@@ -129,6 +175,14 @@ impl StackStatus {
             .chain(self.components.iter().map(|c| &c.state))
             .filter(|s| !s.is_installed())
             .map(|s| s.unit.as_str())
+            .collect()
+    }
+
+    /// The jobs queued for the Supervisor or a component.
+    pub fn pending_jobs(&self) -> Vec<Job> {
+        std::iter::once(&self.supervisor)
+            .chain(self.components.iter().map(|c| &c.state))
+            .filter_map(|s| s.job.clone())
             .collect()
     }
 

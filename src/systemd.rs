@@ -74,6 +74,8 @@ pub struct UnitProperties {
     /// 16 bytes, new on every start: the proof that a unit really restarted.
     #[zbus(rename = "InvocationID")]
     pub invocation_id: Option<Vec<u8>>,
+    /// The job queued for the unit: id 0 when there is none.
+    pub job: Option<(u32, OwnedObjectPath)>,
 }
 
 /// The `org.freedesktop.systemd1.Service` properties the tool reads. The accounting values are
@@ -125,13 +127,13 @@ impl Interface for SliceProperties {
 pub struct Systemd {
     connection: Connection,
     manager: ManagerProxy<'static>,
-    address: String,
+    kind: Manager,
 }
 
 impl Systemd {
     /// Connects to the bus of `manager`.
-    pub async fn connect(manager: Manager) -> Result<Systemd, Error> {
-        let (builder, address) = match manager {
+    pub async fn connect(kind: Manager) -> Result<Systemd, Error> {
+        let (builder, address) = match kind {
             Manager::System => (
                 zbus::connection::Builder::system(),
                 std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
@@ -156,13 +158,13 @@ impl Systemd {
         Ok(Systemd {
             connection,
             manager,
-            address,
+            kind,
         })
     }
 
-    /// The bus address, for messages.
-    pub fn address(&self) -> &str {
-        &self.address
+    /// Which manager this is.
+    pub fn kind(&self) -> Manager {
+        self.kind
     }
 
     pub(crate) fn manager(&self) -> &ManagerProxy<'static> {

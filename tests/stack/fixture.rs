@@ -2,7 +2,7 @@
 //! installed, their services pointed at this build's component daemons.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use imageserving_sandbox::Sandbox;
@@ -22,7 +22,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(output: Output) -> Run {
+    pub fn from(output: Output) -> Run {
         Run {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -71,6 +71,18 @@ impl Stack {
             .output()
             .expect("run ImageServing in the sandbox");
         Run::from(output)
+    }
+
+    /// `ImageServing ARGS` run on the host, talking to the sandbox's systemd over its bus
+    /// address: a process the test can signal.
+    pub fn cli_from_host(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ImageServing"));
+        command
+            .args(args)
+            .env("DBUS_SYSTEM_BUS_ADDRESS", self.sandbox.bus_address())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
     }
 
     /// One property of a unit, as systemd itself reports it.

@@ -2,4 +2,5 @@
 //! real `ImageServing` binary, each test in a sandbox of its own.
 
 mod control;
+mod faults;
 mod fixture;

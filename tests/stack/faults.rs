@@ -1,0 +1,164 @@
+//! Faults the control tool must survive: signals while it waits, the bus going away, many
+//! operators at once, and a crash loop that trips systemd's start rate limit.
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::Child;
+use std::time::Duration;
+
+use crate::fixture::{COMPONENTS, Run, Stack, bin_dir, unit};
+
+const SETTLE: Duration = Duration::from_secs(30);
+
+/// A stack whose Platform Server never says READY=1, so a start waits until told otherwise.
+fn stack_that_never_gets_ready() -> Stack {
+    let stack = Stack::install();
+    stack
+        .sandbox
+        .drop_in(
+            &unit("ps"),
+            "50-never-ready",
+            "[Service]\nExecStart=\nExecStart=/bin/sleep infinity\n",
+        )
+        .unwrap();
+    stack
+}
+
+/// Starts `ImageServing start` from the host and returns once it is waiting on the stuck unit.
+fn waiting_start(stack: &Stack) -> Child {
+    let child = stack.cli_from_host(&["start"]).spawn().unwrap();
+    stack.wait_for(&unit("ps"), "ActiveState", "activating", SETTLE);
+    child
+}
+
+fn signal(child: &Child, signal: i32) {
+    // SAFETY: kill(2) on the pid of a child this test owns and has not yet reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+}
+
+#[test]
+fn an_interrupted_tool_leaves_the_job_to_systemd() {
+    let stack = stack_that_never_gets_ready();
+    for (sig, code, name) in [
+        (libc::SIGTERM, 143, "SIGTERM"),
+        (libc::SIGINT, 130, "SIGINT"),
+    ] {
+        let child = waiting_start(&stack);
+        signal(&child, sig);
+        let run = Run::from(child.wait_with_output().unwrap()).expect(code);
+        assert!(run.stderr.contains(name), "{}", run.stderr);
+        assert!(run.stderr.contains("goes on in systemd"), "{}", run.stderr);
+        // The job is systemd's: still there.
+        assert_eq!(stack.show(&unit("ps"), "ActiveState"), "activating");
+    }
+}
+
+#[test]
+fn losing_the_bus_while_waiting_is_a_clean_error() {
+    let stack = stack_that_never_gets_ready();
+    let child = waiting_start(&stack);
+    stack.systemctl(&["kill", "--signal=KILL", "dbus.service"]);
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.signal(), None, "died of a signal");
+    let run = Run::from(output).expect(1);
+    assert!(
+        run.stderr.contains("lost the connection to systemd"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("imageserving-ps.service"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn many_operators_at_once_leave_a_healthy_stack() {
+    let stack = Stack::install();
+    stack.cli(&["start"]).expect(0);
+    let spawn = |args: &[&str]| {
+        stack
+            .sandbox
+            .command(env!("CARGO_BIN_EXE_ImageServing"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let restarts: Vec<Child> = (0..20)
+        .map(|_| spawn(&["restart", "es", "--timeout", "60"]))
+        .collect();
+    let statuses: Vec<Child> = (0..20).map(|_| spawn(&["status", "--json"])).collect();
+    for child in restarts {
+        let run = Run::from(child.wait_with_output().unwrap());
+        assert_eq!(run.code, 0, "a restart failed:\n{}", run.stderr);
+    }
+    for child in statuses {
+        let run = Run::from(child.wait_with_output().unwrap());
+        // Caught while es restarts, status rightly says "not all running" (3).
+        assert!(
+            matches!(run.code, 0 | 3),
+            "status exited {}:\n{}",
+            run.code,
+            run.stderr
+        );
+        run.json();
+    }
+    for c in COMPONENTS {
+        stack.wait_for(&unit(c), "ActiveState", "active", SETTLE);
+    }
+    stack.cli(&["status"]).expect(0);
+}
+
+#[test]
+fn a_crash_loop_trips_the_start_limit_and_an_operator_restart_recovers() {
+    let stack = Stack::install();
+    stack.cli(&["start"]).expect(0);
+    stack
+        .sandbox
+        .drop_in(
+            &unit("svg"),
+            "50-crash-loop",
+            "[Service]\nExecStart=\nExecStart=/bin/sh -c 'echo bad font cache; exit 1'\nRestartSec=100ms\n",
+        )
+        .unwrap();
+    stack.systemctl(&["restart", "--no-block", &unit("svg")]);
+    // Five restarts in a row, then systemd gives up (StartLimitBurst=5 in 10 s).
+    stack.wait_for(&unit("svg"), "ActiveState", "failed", SETTLE);
+    assert_eq!(stack.show(&unit("svg"), "NRestarts"), "5");
+
+    let run = stack.cli(&["status", "svg"]).expect(3);
+    assert!(
+        run.stdout.contains("svg: failed: its process exited"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("gave up restarting it (start rate limit)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("`ImageServing restart svg` clears the limit"),
+        "{}",
+        run.stdout
+    );
+    let json = stack.cli(&["status", "svg", "--json"]).expect(3).json();
+    assert_eq!(json["components"][0]["start_limit_hit"], true);
+    assert_eq!(json["components"][0]["restarts"], 5);
+
+    // Fixed, an operator's restart goes through although the limit was hit.
+    let fixed = format!(
+        "[Service]\nExecStart=\nExecStart={}\nRestartSec=1\n",
+        bin_dir().join("imageserving-svg").display()
+    );
+    stack
+        .sandbox
+        .drop_in(&unit("svg"), "60-fixed", &fixed)
+        .unwrap();
+    stack.cli(&["restart", "svg"]).expect(0);
+    assert_eq!(stack.show(&unit("svg"), "ActiveState"), "active");
+}
