@@ -53,14 +53,14 @@ fi
 # usage otherwise.
 stage="$S/cg-stage"
 mount -n -t tmpfs -o mode=755 tmpfs "$stage"
+cd "$stage"
+mkdir {SHOWN_HIERARCHIES} cpu {PLACEHOLDERS}
+cd /
 for h in {SHOWN_HIERARCHIES}; do
-    mkdir "$stage/$h"
     mount -n --bind "/sys/fs/cgroup/$h" "$stage/$h"
 done
-mkdir "$stage/cpu"
 mount -n --bind /sys/fs/cgroup/cpuacct "$stage/cpu"
 for p in {PLACEHOLDERS}; do
-    mkdir "$stage/$p"
     mount -n -t tmpfs -o ro,mode=555,size=4k tmpfs "$stage/$p"
 done
 mount -n --move "$stage" /sys/fs/cgroup
@@ -94,7 +94,7 @@ ln -s /proc/self/fd "$d/fd"
 ln -s /proc/self/fd/0 "$d/stdin"
 ln -s /proc/self/fd/1 "$d/stdout"
 ln -s /proc/self/fd/2 "$d/stderr"
-touch "$d/console"
+: > "$d/console"
 mount -n --bind "$console" "$d/console"
 mount -n --move "$d" /dev
 rmdir /run/.newdev

@@ -1,121 +1,125 @@
-//! SIGINT and SIGTERM for the `imageserving-sandbox` binary: instead of killing the process
-//! (which would leave the sandbox to the next run's stale cleanup), they end the command running
-//! in the sandbox, after which the sandbox is torn down as usual.
+//! Signals for the `imageserving-sandbox` binary: SIGINT, SIGQUIT, SIGTERM and SIGHUP tear the
+//! sandbox down. Killing the process would leave the sandbox to the next run's stale cleanup;
+//! killing the `nsenter` that runs the command would orphan its child inside the sandbox to the
+//! host's init, and a halt waits until that init reaps it. So the signals are read from a
+//! signalfd, the command and its nsenter ignore the keyboard's signals, and the teardown (which
+//! kills what still runs inside) ends the command.
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::process::Command;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command};
 
-use std::os::unix::process::ExitStatusExt;
-
-#[derive(Default)]
-struct State {
-    /// The first signal received.
-    signal: Option<i32>,
-    /// The running command's pid; it stays a zombie (not reaped) while it is set here, so the
-    /// pid cannot name another process when the watcher signals it.
-    child: Option<i32>,
-}
+/// The signals that end a run.
+const ENDING: [i32; 4] = [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGHUP];
+/// The signals a terminal sends to its whole foreground process group.
+const KEYBOARD: [i32; 2] = [libc::SIGINT, libc::SIGQUIT];
 
 pub(crate) struct Interrupts {
-    state: Arc<Mutex<State>>,
+    signals: OwnedFd,
 }
 
 impl Interrupts {
-    /// Blocks SIGINT and SIGTERM and takes them on a thread of their own. Call before any other
-    /// thread starts: threads inherit the blocked set (spawned commands do not: std resets it).
+    /// Blocks the ending signals and opens a signalfd for them. Call first thing in `main`,
+    /// before any thread exists: threads only inherit the blocked set.
     pub fn watch() -> io::Result<Self> {
-        let set = signal_set();
+        let set = signal_set(&ENDING);
         // SAFETY: `set` is an initialised signal set.
         let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
         if rc != 0 {
             return Err(io::Error::from_raw_os_error(rc));
         }
-        let state = Arc::new(Mutex::new(State::default()));
-        let watcher = Arc::clone(&state);
-        thread::Builder::new()
-            .name("interrupts".into())
-            .spawn(move || {
-                loop {
-                    let mut signal = 0;
-                    // SAFETY: `set` is initialised and `signal` is a valid out pointer.
-                    if unsafe { libc::sigwait(&set, &mut signal) } != 0 {
-                        continue;
-                    }
-                    let mut state = watcher.lock().unwrap_or_else(PoisonError::into_inner);
-                    state.signal.get_or_insert(signal);
-                    if let Some(child) = state.child {
-                        // SAFETY: plain kill(2) of a child not yet reaped (see `State::child`).
-                        unsafe { libc::kill(child, libc::SIGTERM) };
-                    }
-                }
-            })?;
-        Ok(Self { state })
-    }
-
-    /// Runs `command` unless a signal came first, and returns the exit code to pass on: the
-    /// command's, 128 + the signal that ended it, or 128 + the signal this process received.
-    pub fn run(&self, command: &mut Command) -> io::Result<u8> {
-        let mut child = {
-            let mut state = self.lock();
-            if let Some(signal) = state.signal {
-                return Ok(128 + signal as u8);
-            }
-            let child = command.spawn()?;
-            state.child = Some(child.id() as i32);
-            child
-        };
-        wait_exit_without_reaping(child.id() as i32)?;
-        let status = {
-            let mut state = self.lock();
-            state.child = None;
-            child.wait()?
-        };
-        if let Some(signal) = self.lock().signal {
-            return Ok(128 + signal as u8);
+        // SAFETY: a new descriptor for an initialised set; -1 and errno on failure.
+        let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
         }
-        Ok(match (status.code(), status.signal()) {
-            (Some(code), _) => code as u8,
-            (None, Some(signal)) => 128 + signal as u8,
-            (None, None) => 1,
+        // SAFETY: the kernel just returned this descriptor and nothing else owns it.
+        Ok(Self {
+            signals: unsafe { OwnedFd::from_raw_fd(fd) },
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Makes `command` start with no signal blocked, and deaf to the keyboard's signals: a
+    /// Ctrl-C reaches this process, which tears the sandbox down and so ends the command.
+    pub fn prepare(command: &mut Command) {
+        // SAFETY: runs between fork and exec; pthread_sigmask and signal are async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                let none = signal_set(&[]);
+                libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+                for signal in KEYBOARD {
+                    libc::signal(signal, libc::SIG_IGN);
+                }
+                Ok(())
+            });
+        }
+    }
+
+    /// The signal received so far, if any, without waiting.
+    pub fn received(&self) -> io::Result<Option<i32>> {
+        self.wait(&[], 0)
+    }
+
+    /// Waits until `child` exits (None) or a signal arrives (Some(signal)).
+    pub fn wait_for(&self, child: &Child) -> io::Result<Option<i32>> {
+        // SAFETY: pidfd_open takes a pid and flags; the child is not reaped yet, so its pid is
+        // still its own.
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id(), 0) };
+        if pidfd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the kernel just returned this descriptor and nothing else owns it.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
+        self.wait(&[pidfd.as_raw_fd()], -1)
+    }
+
+    /// Polls the signalfd and `others` (-1 = no timeout); a signal wins over the others.
+    fn wait(&self, others: &[RawFd], timeout_ms: i32) -> io::Result<Option<i32>> {
+        let mut fds: Vec<libc::pollfd> = std::iter::once(self.signals.as_raw_fd())
+            .chain(others.iter().copied())
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        loop {
+            // SAFETY: `fds` is a valid array of pollfd of the given length.
+            let ready =
+                unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+            if ready >= 0 {
+                break;
+            }
+            let error = io::Error::last_os_error();
+            if error.kind() != io::ErrorKind::Interrupted {
+                return Err(error);
+            }
+        }
+        if fds[0].revents & libc::POLLIN == 0 {
+            return Ok(None);
+        }
+        let mut info = MaybeUninit::<libc::signalfd_siginfo>::uninit();
+        let size = size_of::<libc::signalfd_siginfo>();
+        // SAFETY: reads at most `size` bytes into `info`.
+        let read = unsafe { libc::read(self.signals.as_raw_fd(), info.as_mut_ptr().cast(), size) };
+        if read != size as isize {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the kernel filled the whole structure.
+        Ok(Some(unsafe { info.assume_init() }.ssi_signo as i32))
     }
 }
 
-fn signal_set() -> libc::sigset_t {
+fn signal_set(signals: &[i32]) -> libc::sigset_t {
     let mut set = MaybeUninit::<libc::sigset_t>::uninit();
     // SAFETY: sigemptyset initialises the set; sigaddset adds valid signal numbers to it.
     unsafe {
         libc::sigemptyset(set.as_mut_ptr());
-        libc::sigaddset(set.as_mut_ptr(), libc::SIGINT);
-        libc::sigaddset(set.as_mut_ptr(), libc::SIGTERM);
-        set.assume_init()
-    }
-}
-
-/// Waits until the child `pid` has exited, leaving it a zombie.
-fn wait_exit_without_reaping(pid: i32) -> io::Result<()> {
-    loop {
-        let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
-        // SAFETY: waitid with a valid out pointer; WNOWAIT leaves the child waitable.
-        let rc = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                info.as_mut_ptr(),
-                libc::WEXITED | libc::WNOWAIT,
-            )
-        };
-        match rc {
-            0 => return Ok(()),
-            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => continue,
-            _ => return Err(io::Error::last_os_error()),
+        for &signal in signals {
+            libc::sigaddset(set.as_mut_ptr(), signal);
         }
+        set.assume_init()
     }
 }

@@ -11,13 +11,15 @@ use crate::bus::Bus;
 use crate::cgroups::HarnessCgroups;
 use crate::ownership::SandboxId;
 use crate::poll::Backoff;
-use crate::process::{PidFd, ProcessStamp, Status, find_namespace_init};
+use crate::process::{self, PidFd, ProcessStamp, Status, find_namespace_init};
 use crate::state_dir::StateDir;
 
 /// Generous for a loaded 2-core machine booting many sandboxes; a boot alone takes ~0.2 s.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a halt may stop units before PID 1 is SIGKILLed.
 const HALT_TIMEOUT: Duration = Duration::from_secs(15);
+/// For programs run through nsenter to be reaped once killed.
+const ENTERED_TIMEOUT: Duration = Duration::from_secs(2);
 /// For everything after the halt: processes to vanish, cgroups to empty.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Lines of the console log quoted when a boot fails.
@@ -178,6 +180,7 @@ impl Launch {
         }
         let mut problems = Vec::new();
         if let Some(init) = &self.init {
+            end_entered_processes(init.pidfd.stamp);
             // SIGRTMIN+3 = start halt.target: every unit is stopped, then the namespace ends.
             let halted = init.pidfd.signal(libc::SIGRTMIN() + 3).is_ok()
                 && init.pidfd.wait_exit(HALT_TIMEOUT);
@@ -222,6 +225,26 @@ impl Launch {
                 problems.join("; ")
             ),
         }
+    }
+}
+
+/// Kills the programs still running inside through nsenter. Left to the halt, they would stall
+/// it: systemd-shutdown SIGSTOPs every process before its final SIGTERM round, nsenter stops
+/// itself when its child stops, and a stopped nsenter never reaps its child, for which the halt
+/// then waits.
+fn end_entered_processes(init: ProcessStamp) {
+    let entered = process::entered_processes(init);
+    for (program, nsenter) in &entered {
+        for (process, signal) in [(program, libc::SIGKILL), (nsenter, libc::SIGCONT)] {
+            if let Ok(pidfd) = PidFd::open(*process) {
+                let _ = pidfd.signal(signal);
+            }
+        }
+    }
+    // Reaped by their nsenter at once; a program whose nsenter died waits for the host's init.
+    let deadline = Instant::now() + ENTERED_TIMEOUT;
+    for (program, _) in entered {
+        program.wait_gone(deadline);
     }
 }
 

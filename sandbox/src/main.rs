@@ -6,6 +6,7 @@
 
 use std::ffi::OsString;
 use std::fs;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -95,13 +96,32 @@ fn run_in_sandbox(run: &Run, interrupts: &Interrupts) -> Result<u8> {
         }
         sandbox.daemon_reload()?;
     }
+    if let Some(signal) = interrupts.received()? {
+        sandbox.shutdown()?;
+        return Ok(128 + signal as u8);
+    }
     let mut command = sandbox.command(&run.command[0]);
     command.args(&run.command[1..]);
-    let outcome = interrupts
-        .run(&mut command)
+    Interrupts::prepare(&mut command);
+    let mut child = command
+        .spawn()
         .context("cannot run the command in the sandbox")?;
-    sandbox.shutdown()?;
-    Ok(outcome)
+    match interrupts.wait_for(&child)? {
+        Some(signal) => {
+            // The halt ends the command; nsenter then exits on its own.
+            sandbox.shutdown()?;
+            child.wait()?;
+            Ok(128 + signal as u8)
+        }
+        None => {
+            let status = child.wait()?;
+            sandbox.shutdown()?;
+            Ok(status
+                .code()
+                .or(status.signal().map(|signal| 128 + signal))
+                .unwrap_or(1) as u8)
+        }
+    }
 }
 
 /// The names of the services in `units_dir`.

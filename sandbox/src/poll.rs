@@ -4,7 +4,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 const FIRST_INTERVAL: Duration = Duration::from_millis(1);
-const LONGEST_INTERVAL: Duration = Duration::from_millis(50);
+const LONGEST_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Polls often at first (a boot takes a fraction of a second), then less often, so that many
 /// sandboxes waiting at once do not load a small machine.

@@ -125,6 +125,24 @@ pub(crate) fn find_namespace_init(ancestor: i32) -> Option<(i32, Status)> {
     Some(statuses.swap_remove(init))
 }
 
+/// The processes inside the PID namespace of `init` whose parent is outside it (programs run
+/// through nsenter), each with its parent.
+pub(crate) fn entered_processes(init: ProcessStamp) -> Vec<(ProcessStamp, ProcessStamp)> {
+    let namespace = |pid: i32| fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let Some(inside) = namespace(init.pid) else {
+        return Vec::new();
+    };
+    all_pids()
+        .into_iter()
+        .filter(|&pid| pid != init.pid && namespace(pid).as_ref() == Some(&inside))
+        .filter_map(|pid| {
+            let parent = Status::of(pid)?.ppid;
+            let outside = namespace(parent).is_some_and(|ns| ns != inside);
+            outside.then_some((ProcessStamp::of(pid)?, ProcessStamp::of(parent)?))
+        })
+        .collect()
+}
+
 /// A pidfd: signals sent through it can only reach the process it was opened for.
 pub(crate) struct PidFd {
     fd: OwnedFd,

@@ -19,6 +19,20 @@ pub(crate) fn spawn_tied_to_process(mut command: Command) -> io::Result<Child> {
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe calls.
     unsafe {
         command.pre_exec(move || {
+            // What the launcher blocked or ignored must not reach the sandbox: unshare(1) and
+            // with it PID 1 must die of the hangup when script(1) is killed.
+            let mut none = std::mem::zeroed::<libc::sigset_t>();
+            libc::sigemptyset(&mut none);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            for signal in [
+                libc::SIGHUP,
+                libc::SIGINT,
+                libc::SIGQUIT,
+                libc::SIGTERM,
+                libc::SIGPIPE,
+            ] {
+                libc::signal(signal, libc::SIG_DFL);
+            }
             if libc::setsid() < 0
                 || libc::prctl(
                     libc::PR_SET_PDEATHSIG,
