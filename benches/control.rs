@@ -48,7 +48,10 @@ fn outside() -> anyhow::Result<()> {
     let sandbox = Sandbox::boot()?;
     let catalog = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-catalog");
     std::fs::create_dir_all(&catalog)?;
-    sandbox.install_units(&Path::new(env!("CARGO_MANIFEST_DIR")).join("units"), &bin_dir)?;
+    sandbox.install_units(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("units"),
+        &bin_dir,
+    )?;
     for unit in &UNITS[2..] {
         // The benchmark restarts far more often than systemd's start rate limit allows.
         sandbox.drop_in(
@@ -64,7 +67,10 @@ fn outside() -> anyhow::Result<()> {
         .command(std::env::current_exe()?)
         .env(INSIDE, "1")
         .status()?;
-    anyhow::ensure!(status.success(), "the measurement inside the sandbox failed");
+    anyhow::ensure!(
+        status.success(),
+        "the measurement inside the sandbox failed"
+    );
     sandbox.shutdown()
 }
 
@@ -85,7 +91,13 @@ fn measure() {
     println!("status of the stack, {STATUS_RUNS} runs each (median):");
     let ours = median(STATUS_RUNS, Command::new(tool).arg("status"));
     let theirs = median(STATUS_RUNS, &mut show);
-    report("ImageServing status", ours, "systemctl show -p ...", theirs, 0.5);
+    report(
+        "ImageServing status",
+        ours,
+        "systemctl show -p ...",
+        theirs,
+        0.5,
+    );
 
     println!("restart of the stack, {RESTART_RUNS} runs each (median):");
     let ours = median(RESTART_RUNS, Command::new(tool).arg("restart"));
@@ -93,7 +105,13 @@ fn measure() {
         RESTART_RUNS,
         Command::new("systemctl").args(["restart", "imageserving.target"]),
     );
-    report("ImageServing restart", ours, "systemctl restart", theirs, 1.05);
+    report(
+        "ImageServing restart",
+        ours,
+        "systemctl restart",
+        theirs,
+        1.05,
+    );
 }
 
 fn report(ours_name: &str, ours: Duration, theirs_name: &str, theirs: Duration, target: f64) {

@@ -92,7 +92,9 @@ async fn read_status(manager: Manager, components: &[Component]) -> Result<Stack
     let systemd = Systemd::connect(manager)
         .await
         .map_err(Failure::of_status)?;
-    StackStatus::read(&systemd, components)
+    let mut status = StackStatus::read(&systemd, components)
         .await
-        .map_err(Failure::of_status)
+        .map_err(Failure::of_status)?;
+    status.recall_failures();
+    Ok(status)
 }

@@ -13,6 +13,7 @@ use crate::exit::{self, Failure};
 use crate::journal;
 use crate::stack::{Component, SLICE, SUPERVISOR};
 use crate::status::{ComponentStatus, StackStatus, UnitState};
+use crate::systemd::explain_service_result;
 
 /// Prints a status report and returns `status`'s exit code.
 pub fn status(status: &StackStatus, json: bool) -> u8 {
@@ -91,8 +92,20 @@ pub fn status_text(status: &StackStatus) -> String {
                 c.diagnosis(),
                 journal::command_for(status.manager, &c.state.unit)
             ));
-        } else if let Some(text) = &c.status_text {
-            out.push_str(&format!("  {}: {text}\n", c.component));
+        } else {
+            if let Some(failure) = &c.last_failure {
+                out.push_str(&format!(
+                    "  {}: restarted by systemd {} time(s), last {} ago after: {} ({})\n",
+                    c.component,
+                    c.restarts.unwrap_or(0),
+                    uptime(now.duration_since(failure.at).unwrap_or_default()),
+                    explain_service_result(&failure.result),
+                    failure.result
+                ));
+            }
+            if let Some(text) = &c.status_text {
+                out.push_str(&format!("  {}: {text}\n", c.component));
+            }
         }
     }
     out.push_str(&format!(
@@ -280,8 +293,15 @@ struct ComponentDoc<'a> {
     restarts: Option<u32>,
     result: &'a str,
     start_limit_hit: bool,
+    last_failure: Option<LastFailureDoc<'a>>,
     invocation_id: Option<&'a str>,
     status_text: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct LastFailureDoc<'a> {
+    result: &'a str,
+    seconds_ago: u64,
 }
 
 #[derive(Serialize)]
@@ -338,6 +358,10 @@ impl<'a> ComponentDoc<'a> {
             restarts: c.restarts,
             result: &c.result,
             start_limit_hit: c.start_limit_hit(),
+            last_failure: c.last_failure.as_ref().map(|f| LastFailureDoc {
+                result: &f.result,
+                seconds_ago: now.duration_since(f.at).unwrap_or_default().as_secs(),
+            }),
             invocation_id: Some(c.state.invocation_id.as_str()).filter(|id| !id.is_empty()),
             status_text: c.status_text.as_deref(),
         }

@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::{try_join, try_join_all, try_join3};
 
+use crate::journal;
 use crate::stack::{Component, SLICE, SUPERVISOR};
 use crate::systemd::{
     Error, Job, Manager, ServiceProperties, SliceProperties, Systemd, UnitProperties,
@@ -99,6 +100,8 @@ pub struct ComponentStatus {
     /// systemd's `Result` of the last run: `success`, `exit-code`, `signal`, `watchdog`...
     pub result: String,
     pub status_text: Option<String>,
+    /// The last failure systemd recovered from, once looked up in the journal.
+    pub last_failure: Option<journal::Failure>,
 }
 
 impl ComponentStatus {
@@ -165,6 +168,15 @@ impl StackStatus {
         })
     }
 
+    /// Looks up, for each component systemd restarted, the failure it restarted it after.
+    pub fn recall_failures(&mut self) {
+        for c in &mut self.components {
+            if c.restarts.unwrap_or(0) > 0 {
+                c.last_failure = journal::last_failure(self.manager, &c.state.unit);
+            }
+        }
+    }
+
     pub fn component(&self, component: Component) -> Option<&ComponentStatus> {
         self.components.iter().find(|c| c.component == component)
     }
@@ -209,6 +221,7 @@ async fn read_component(systemd: &Systemd, component: Component) -> Result<Compo
         restarts: service.n_restarts,
         result: service.result.unwrap_or_default(),
         status_text: service.status_text.filter(|s| !s.is_empty()),
+        last_failure: None,
     })
 }
 

@@ -248,6 +248,11 @@ fn a_killed_component_comes_back_and_counts_the_restart() {
     assert_ne!(stack.invocation("svg"), before);
     let json = stack.cli(&["status", "svg", "--json"]).expect(0).json();
     assert_eq!(json["components"][0]["restarts"], 1);
+    // systemd resets Result on the new start; the journal remembers why it restarted.
+    assert_eq!(json["components"][0]["last_failure"]["result"], "signal");
+    let text = stack.cli(&["status", "svg"]).expect(0).stdout;
+    assert!(text.contains("restarted by systemd 1 time(s)"), "{text}");
+    assert!(text.contains("killed by a signal (signal)"), "{text}");
 }
 
 #[test]
