@@ -91,10 +91,18 @@ impl Raster {
         let (x, y) = (layout.source.x * fx, layout.source.y * fy);
         let (w, h) = (layout.source.width * fx, layout.source.height * fy);
         let (dw, dh) = (layout.dest.width, layout.dest.height);
-        let whole =
-            x == 0.0 && y == 0.0 && w == f64::from(self.width) && h == f64::from(self.height);
-        if whole && (dw, dh) == (self.width, self.height) {
-            return Ok(self);
+        // Within a pixel of the destination size (the whole image, or a decode that DCT
+        // scaling rounded up): cut the region out instead of resampling it.
+        let near = |a: f64, b: u32| (a - f64::from(b)).abs() < 1.0;
+        let (cx, cy) = (x.round(), y.round());
+        if near(w, dw)
+            && near(h, dh)
+            && (x - cx).abs() < 0.5
+            && (y - cy).abs() < 0.5
+            && cx as u32 + dw <= self.width
+            && cy as u32 + dh <= self.height
+        {
+            return Ok(self.cut(cx as u32, cy as u32, dw, dh));
         }
         let pixel_type = if self.has_alpha {
             PixelType::U8x4
@@ -112,6 +120,21 @@ impl Raster {
             .with(|r| r.borrow_mut().resize(&src, &mut dst, &options))
             .map_err(|e| format!("resize failed: {e}"))?;
         Ok(Raster::new(dw, dh, has_alpha, dst.into_vec()))
+    }
+
+    /// The `w` x `h` region at (x, y), which must lie inside the image.
+    fn cut(self, x: u32, y: u32, w: u32, h: u32) -> Raster {
+        if (x, y, w, h) == (0, 0, self.width, self.height) {
+            return self;
+        }
+        let ch = self.channels();
+        let (stride, row) = (self.width as usize * ch, w as usize * ch);
+        let mut data = Vec::with_capacity(row * h as usize);
+        for r in y as usize..(y + h) as usize {
+            let start = r * stride + x as usize * ch;
+            data.extend_from_slice(&self.data[start..start + row]);
+        }
+        Raster::new(w, h, self.has_alpha, data)
     }
 
     fn filled(size: (u32, u32), has_alpha: bool, c: Color) -> Raster {
@@ -233,6 +256,23 @@ mod tests {
         assert_eq!(out.data[3], 0, "padding is transparent");
         let mid = (4 * 8 + 4) * 4;
         assert_eq!(&out.data[mid..mid + 4], &[10, 20, 30, 128]);
+    }
+
+    #[test]
+    fn a_region_within_a_pixel_of_its_destination_is_cut_not_resampled() {
+        // As after a 1/4 DCT-domain decode: 500x334 for a 500x333 response.
+        let mut data = vec![0u8; 500 * 334 * 3];
+        data[..3].copy_from_slice(&[9, 8, 7]);
+        let decoded = Raster::new(500, 334, false, data);
+        let max = Dimensions::new(2000, 2000);
+        let size = Size::Box {
+            wid: Some(500),
+            hei: None,
+        };
+        let l = Layout::new((2000, 1333), size, None, max, max).unwrap();
+        let out = decoded.compose(&l, (2000, 1333), None, false).unwrap();
+        assert_eq!((out.width, out.height), (500, 333));
+        assert_eq!(&out.data[..3], &[9, 8, 7], "pixels are copied as they are");
     }
 
     #[test]

@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# Throughput and latency of the Image Serving stack against thumbor, on loopback.
+#
+# Workload: a 2000x1333 noisy JPEG (quality 90) resized to 500 px wide, JPEG quality 80,
+# through the Platform Server (keep-alive, as a CDN or proxy in front of it would connect):
+#   1. uncached: the Platform Server runs with IMAGESERVING_PS_CACHE_BYTES=0, so every
+#      request is decoded, resized and encoded by the Image Server;
+#   2. cached: the same request answered from the Platform Server's cache;
+#   3. thumbor (PyPI, PIL engine, no storage or result storage) on the same image, at its
+#      best on this machine: 2 processes with `Connection: close` (so connections spread over
+#      both processes) and 1 process with keep-alive.
+# Concurrency 1, 4 and 16, DURATION seconds each (default 10), wrk as load generator.
+# Prints req/s, p50 and p99 per run, our uncached req/s divided by thumbor's best, and
+# each daemon's resident memory when idle (just started, and after the load).
+#
+# Usage: components/bench/run.sh [DURATION]
+# BENCH_NOISE (default 0.35) is the share of noise blended into the generated photo: the
+# more noise, the more of every request goes to JPEG entropy decoding, which no decoder
+# skips, and the closer any two servers using libjpeg-turbo's code come.
+# Needs: wrk (apt-get install wrk), python3 with venv; installs thumbor into a venv under
+# the scratch folder (BENCH_DIR, default target/bench) on first use.
+set -euo pipefail
+
+DURATION=${1:-10}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+WORK=${BENCH_DIR:-$ROOT/target/bench}
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+VENV=$WORK/venv
+BIN=$TARGET/release
+PS_PORT=28080 ES_PORT=28345 SVG_PORT=28346 THUMBOR_PORT=28888
+URL_PATH="/is/image/bench/photo?wid=500&qlt=80"
+THUMBOR_PATH="/unsafe/500x0/filters:quality(80)/photo.jpg"
+
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+mkdir -p "$WORK/catalog/bench"
+if [ ! -x "$VENV/bin/thumbor" ]; then
+    echo "installing thumbor into $VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q thumbor
+fi
+
+echo "building release binaries"
+(cd "$ROOT" && cargo build -q --release -p imageserving-components)
+
+NOISE=${BENCH_NOISE:-0.35}
+PHOTO=$WORK/catalog/bench/photo.jpg
+if [ "$(cat "$WORK/photo.noise" 2>/dev/null)" != "$NOISE" ]; then
+    "$VENV/bin/python" - "$PHOTO" "$NOISE" <<'EOF'
+import sys
+from PIL import Image
+w, h = 2000, 1333
+gradient = Image.linear_gradient("L").resize((w, h))
+base = Image.merge("RGB", (gradient, gradient.transpose(Image.Transpose.ROTATE_180), gradient.rotate(90).resize((w, h))))
+noise = Image.effect_noise((w, h), 48).convert("RGB")
+Image.blend(base, noise, float(sys.argv[2])).save(sys.argv[1], quality=90)
+EOF
+    echo "$NOISE" > "$WORK/photo.noise"
+fi
+echo "source: $(du -k "$PHOTO" | cut -f1) KiB, 2000x1333, quality 90, noise $NOISE"
+
+# Every server runs in its own process group (setsid), so that stopping it also stops the
+# processes it forked (thumbor --processes).
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill -- "-$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    PIDS=()
+}
+trap cleanup EXIT
+
+export IMAGESERVING_CATALOG_ROOT=$WORK/catalog
+export IMAGESERVING_PS_LISTEN=127.0.0.1:$PS_PORT
+export IMAGESERVING_ES_LISTEN=127.0.0.1:$ES_PORT
+export IMAGESERVING_SVG_LISTEN=127.0.0.1:$SVG_PORT
+export IMAGESERVING_PS_ACCESS_LOG=false
+CONFIG=$WORK/empty.toml
+: > "$CONFIG"
+
+# Waits (at most 30 s) until URL answers 200.
+wait_ok() {
+    for _ in $(seq 300); do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" = 200 ] && return 0
+        sleep 0.1
+    done
+    echo "no answer from $1" >&2; exit 1
+}
+
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# CPU time (user + system, clock ticks) used so far by the process groups given.
+cpu_ticks() {
+    local total=0 pid
+    for pid in $(ps -eo pid=,pgid= | awk -v groups=" $* " 'index(groups, " " $2 " ") { print $1 }'); do
+        total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
+
+start() { # name, extra env...
+    local name=$1; shift
+    setsid env "$@" "$BIN/imageserving-$name" --config "$CONFIG" >"$WORK/$name.log" 2>&1 &
+    PIDS+=($!)
+    eval "${name}_PID=$!"
+}
+
+# One wrk run: prints "req/s p50 p99 cpu" (milliseconds; cpu = server CPU time per
+# request, which other load on the machine does not inflate the way it does latency).
+load() { # concurrency url header groups...
+    local c=$1 url=$2 header=$3 threads=1
+    shift 3
+    [ "$c" -ge 2 ] && threads=2
+    local args=(-t "$threads" -c "$c" -d "${DURATION}s" --latency --timeout 10s)
+    [ -n "$header" ] && args+=(-H "$header")
+    local before after
+    before=$(cpu_ticks "$@")
+    wrk "${args[@]}" "$url" >"$WORK/wrk.out"
+    after=$(cpu_ticks "$@")
+    awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" '
+        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+        /Requests\/sec/ { rps = $2 }
+        / requests in / { n = $1 }
+        $1 == "50%" { p50 = ms($2) }
+        $1 == "99%" { p99 = ms($2) }
+        /Non-2xx/ { bad = $NF }
+        END { if (bad) { print "non-2xx responses: " bad > "/dev/stderr"; exit 1 }
+              printf "%.1f %.1f %.1f %.2f\n", rps, p50, p99, ticks * 1000 / hz / n }' "$WORK/wrk.out"
+}
+
+declare -A RESULT
+run_series() { # label url header groups...
+    local label=$1 url=$2 header=$3
+    shift 3
+    for c in 1 4 16; do
+        RESULT[$label,$c]=$(load "$c" "$url" "$header" "$@")
+        printf "%-28s c=%-3s %8s req/s  p50 %6s ms  p99 %6s ms  cpu %5s ms/req\n" "$label" "$c" ${RESULT[$label,$c]}
+    done
+}
+
+start es
+start svg
+start ps IMAGESERVING_PS_CACHE_BYTES=0
+wait_ok "http://127.0.0.1:$PS_PORT/is/image"
+sleep 1
+IDLE="ps $(rss_kib "$ps_PID") KiB, es $(rss_kib "$es_PID") KiB, svg $(rss_kib "$svg_PID") KiB"
+curl -s -o "$WORK/out.jpg" "http://127.0.0.1:$PS_PORT$URL_PATH"
+echo "response: $(du -k "$WORK/out.jpg" | cut -f1) KiB"
+
+echo "== Image Serving"
+run_series "ours, uncached" "http://127.0.0.1:$PS_PORT$URL_PATH" "" "$ps_PID" "$es_PID"
+kill -- "-$ps_PID"; wait "$ps_PID" 2>/dev/null || true
+start ps
+wait_ok "http://127.0.0.1:$PS_PORT/is/image"
+run_series "ours, cached" "http://127.0.0.1:$PS_PORT$URL_PATH" "" "$ps_PID" "$es_PID"
+sleep 2
+AFTER="ps $(rss_kib "$ps_PID") KiB, es $(rss_kib "$es_PID") KiB, svg $(rss_kib "$svg_PID") KiB"
+cleanup
+
+echo "== thumbor $("$VENV/bin/thumbor" --version | awk '{print $2}')"
+cat > "$WORK/thumbor.conf" <<EOF
+LOADER = 'thumbor.loaders.file_loader'
+FILE_LOADER_ROOT_PATH = '$WORK/catalog/bench'
+STORAGE = 'thumbor.storages.no_storage'
+RESULT_STORAGE = None
+QUALITY = 80
+ALLOW_UNSAFE_URL = True
+EOF
+thumbor() { # processes
+    setsid "$VENV/bin/thumbor" -i 127.0.0.1 -p $THUMBOR_PORT -c "$WORK/thumbor.conf" -l error --processes "$1" >"$WORK/thumbor.log" 2>&1 &
+    PIDS+=($!)
+    thumbor_PID=$!
+    wait_ok "http://127.0.0.1:$THUMBOR_PORT$THUMBOR_PATH"
+}
+thumbor 2
+run_series "thumbor, 2 procs, close" "http://127.0.0.1:$THUMBOR_PORT$THUMBOR_PATH" "Connection: close" "$thumbor_PID"
+cleanup
+thumbor 1
+run_series "thumbor, 1 proc, keep-alive" "http://127.0.0.1:$THUMBOR_PORT$THUMBOR_PATH" "" "$thumbor_PID"
+cleanup
+
+echo "== ratio, ours uncached / thumbor's best (req/s), and p99"
+for c in 1 4 16; do
+    read -r ours _ ours_p99 _ <<<"${RESULT[ours, uncached,$c]}"
+    read -r a _ a_p99 _ <<<"${RESULT[thumbor, 2 procs, close,$c]}"
+    read -r b _ b_p99 _ <<<"${RESULT[thumbor, 1 proc, keep-alive,$c]}"
+    best=$a best_p99=$a_p99
+    if awk "BEGIN { exit !($b > $a) }"; then best=$b best_p99=$b_p99; fi
+    awk -v c="$c" -v o="$ours" -v t="$best" -v op="$ours_p99" -v tp="$best_p99" \
+        'BEGIN { printf "c=%-3s %.2fx   (ours %.1f req/s, p99 %.1f ms; thumbor %.1f req/s, p99 %.1f ms)\n", c, o / t, o, op, t, tp }'
+done
+read -r _ _ _ ours_cpu <<<"${RESULT[ours, uncached,4]}"
+read -r _ _ _ a_cpu <<<"${RESULT[thumbor, 2 procs, close,4]}"
+read -r _ _ _ b_cpu <<<"${RESULT[thumbor, 1 proc, keep-alive,4]}"
+awk -v o="$ours_cpu" -v a="$a_cpu" -v b="$b_cpu" 'BEGIN {
+    t = (a < b) ? a : b
+    printf "CPU per request at c=4: ours %.2f ms (ps + es), thumbor %.2f ms: %.2fx less\n", o, t, t / o }'
+echo "== idle resident memory"
+echo "after start: $IDLE"
+echo "after load:  $AFTER"
