@@ -39,8 +39,8 @@ done
 
 mount -n --bind /proc/sys /proc/sys
 mount -n -o remount,bind,ro /proc/sys
-# A boot id of its own, so that what systemd names after it (PrivateTmp directories under the
-# shared /tmp and /var/tmp) can be found and removed at teardown.
+# A boot id of its own, so that what systemd names after it (PrivateTmp= directories in the
+# host's /tmp) can be found and removed at teardown.
 mount -n --bind "$S/boot_id" /proc/sys/kernel/random/boot_id
 mount -n -o remount,bind,ro /proc/sys/kernel/random/boot_id
 if [ -e /proc/sysrq-trigger ]; then
@@ -75,7 +75,12 @@ mount -n --bind "$S/journal" /run/log/journal
 printf '%s\n' '[Journal]' Storage=volatile ReadKMsg=no ForwardToSyslog=no ForwardToKMsg=no \
     ForwardToConsole=no ForwardToWall=no > /run/systemd/journald.conf.d/sandbox.conf
 mount -n --bind "$S/etc-systemd" /etc/systemd
-mount -n --bind "$S/var-lib-systemd" /var/lib/systemd
+# What services write under /var (StateDirectory=, CacheDirectory=, LogsDirectory=, with
+# DynamicUser= their private/ directories, PrivateTmp='s /var/tmp) and what systemd keeps in
+# /var/lib/systemd stay in the state directory too.
+for v in lib cache log tmp; do
+    mount -n --bind "$S/var/$v" "/var/$v"
+done
 
 # A private /dev, built aside and moved into place; /dev/console is the pty of `script`.
 d=/run/.newdev

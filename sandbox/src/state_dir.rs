@@ -21,8 +21,9 @@ DefaultMemoryAccounting=yes
 DefaultTasksAccounting=yes
 ";
 
-/// Directories systemd uses under the host's shared temporary directories (PrivateTmp=).
-const SHARED_TMP_DIRS: [&str; 2] = ["/tmp", "/var/tmp"];
+/// Where PrivateTmp= directories land on the host: the sandbox shares the host's /tmp (its state
+/// directory is there, and so may be the tests' files), but not /var/tmp.
+const SHARED_TMP: &str = "/tmp";
 
 pub(crate) struct StateDir {
     path: PathBuf,
@@ -71,10 +72,17 @@ impl StateDir {
             "cg-stage",
             "etc-systemd/system",
             "etc-systemd/system.conf.d",
-            "var-lib-systemd",
+            "var/lib/systemd",
+            "var/cache",
+            "var/log",
+            "var/tmp",
         ] {
             fs::create_dir_all(self.path.join(dir))?;
         }
+        fs::set_permissions(
+            self.path.join("var/tmp"),
+            fs::Permissions::from_mode(0o1777),
+        )?;
         // The host's manager and journald configuration, without its unit directories.
         for entry in fs::read_dir("/etc/systemd")? {
             let entry = entry?;
@@ -133,17 +141,15 @@ impl StateDir {
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
-    /// Removes the directory, and the PrivateTmp directories the sandbox's services left in the
-    /// host's shared /tmp and /var/tmp (systemd names them after the sandbox's boot id). Another
-    /// process removing the same leftovers at the same time is fine.
+    /// Removes the directory, and the PrivateTmp= directories the sandbox's services left in the
+    /// host's /tmp (systemd names them after the sandbox's boot id). Another process removing the
+    /// same leftovers at the same time is fine.
     pub fn remove(&self) -> io::Result<()> {
         if let Ok(boot_id) = fs::read_to_string(self.boot_id_file()) {
             let prefix = format!("systemd-private-{}-", boot_id.trim().replace('-', ""));
-            for tmp in SHARED_TMP_DIRS {
-                for entry in fs::read_dir(tmp)?.filter_map(Result::ok) {
-                    if entry.file_name().to_string_lossy().starts_with(&prefix) {
-                        remove_tree(&entry.path())?;
-                    }
+            for entry in fs::read_dir(SHARED_TMP)?.filter_map(Result::ok) {
+                if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                    remove_tree(&entry.path())?;
                 }
             }
         }

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Footprint, systemctl, wait_for};
+use common::{Footprint, PROBE_DIRECTORIES, start_probe_service, systemctl, wait_for};
 use imageserving_sandbox::{Sandbox, remove_stale_sandboxes};
 
 /// Set in the environment of a child test process: how its sandbox must end.
@@ -59,6 +59,18 @@ fn boots_reaches_its_bus_and_leaves_nothing_behind() {
     );
     assert!(sandbox.journal("dbus.service").contains("Started"));
 
+    sandbox.shutdown().unwrap();
+    footprint.assert_nothing_left();
+}
+
+#[test]
+fn what_services_write_stays_in_the_sandbox() {
+    let sandbox = Sandbox::boot().unwrap();
+    let footprint = Footprint::of(&sandbox);
+    start_probe_service(&sandbox);
+    for dir in PROBE_DIRECTORIES {
+        assert!(!Path::new(dir).exists(), "{dir} was created on the host");
+    }
     sandbox.shutdown().unwrap();
     footprint.assert_nothing_left();
 }
@@ -157,13 +169,8 @@ fn child_process() {
         return;
     };
     let sandbox = Sandbox::boot().unwrap();
-    // Something systemd cleans up only when halted normally: a PrivateTmp directory on the host.
-    let unit = "[Service]\nPrivateTmp=yes\nExecStart=/bin/sleep infinity\n";
-    sandbox
-        .write_unit_file("private-tmp.service", unit)
-        .unwrap();
-    sandbox.daemon_reload().unwrap();
-    systemctl(&sandbox, &["start", "private-tmp.service"]);
+    // Among them a PrivateTmp= directory in the host's /tmp, which a halt would remove.
+    start_probe_service(&sandbox);
     println!(
         "{BOOTED} {} {}",
         sandbox.pid1(),

@@ -5,7 +5,7 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{systemctl, wait_for};
@@ -14,17 +14,38 @@ use imageserving_sandbox::Sandbox;
 const COMPONENTS: [&str; 3] = ["imageserving-es", "imageserving-svg", "imageserving-ps"];
 
 /// Stands in for a component: logs a line, tells systemd it is ready (as its main process, so
-/// the default NotifyAccess=main accepts it), then idles.
+/// the default NotifyAccess=main accepts it), then keeps its watchdog fed.
 const NOTIFYING_STUB: &str = r#"#!/usr/bin/python3
 import os, socket, time
 print("stub ready", flush=True)
 address = os.environ["NOTIFY_SOCKET"]
 if address.startswith("@"):
     address = "\0" + address[1:]
-socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b"READY=1", address)
+notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+notify.sendto(b"READY=1", address)
 while True:
-    time.sleep(3600)
+    notify.sendto(b"WATCHDOG=1", address)
+    time.sleep(1)
 "#;
+
+/// A directory the hardened components can read: not under /tmp (PrivateTmp=) nor /root or
+/// /home (ProtectHome=). Removed on drop.
+struct StubDir(PathBuf);
+
+impl StubDir {
+    fn new(sandbox: &Sandbox) -> Self {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("stubs-{}", sandbox.pid1()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for StubDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
 
 #[test]
 fn installed_units_run_the_bin_dir_binaries_and_take_drop_ins() {
@@ -70,15 +91,14 @@ fn installed_units_run_the_bin_dir_binaries_and_take_drop_ins() {
 #[test]
 fn project_units_run_with_real_resource_accounting() {
     let sandbox = Sandbox::boot().unwrap();
-    let bin_dir = sandbox.state_dir().join("test-bin");
-    fs::create_dir(&bin_dir).unwrap();
+    let stubs = StubDir::new(&sandbox);
     for component in COMPONENTS {
-        let stub = bin_dir.join(component);
+        let stub = stubs.0.join(component);
         fs::write(&stub, NOTIFYING_STUB).unwrap();
         fs::set_permissions(&stub, fs::Permissions::from_mode(0o755)).unwrap();
     }
     let units = Path::new(env!("CARGO_MANIFEST_DIR")).join("../units");
-    sandbox.install_units(&units, &bin_dir).unwrap();
+    sandbox.install_units(&units, &stubs.0).unwrap();
 
     systemctl(&sandbox, &["start", "imageserving.target"]);
     for component in COMPONENTS {

@@ -100,6 +100,42 @@ impl Footprint {
     }
 }
 
+/// Directories a service can make systemd create on the host's file systems.
+pub const PROBE_DIRECTORIES: [&str; 6] = [
+    "/var/lib/private/sandbox-probe",
+    "/var/lib/sandbox-probe",
+    "/var/cache/private/sandbox-probe",
+    "/var/cache/sandbox-probe",
+    "/var/log/private/sandbox-probe",
+    "/var/log/sandbox-probe",
+];
+
+/// Starts `probe.service`, which makes systemd create every directory it creates for services
+/// (PrivateTmp=, and with DynamicUser= the state, cache and logs directories) and writes a file
+/// into each.
+pub fn start_probe_service(sandbox: &Sandbox) {
+    let unit = "[Service]\nDynamicUser=yes\nPrivateTmp=yes\nStateDirectory=sandbox-probe\n\
+                CacheDirectory=sandbox-probe\nLogsDirectory=sandbox-probe\n\
+                ExecStart=/bin/sh -c 'touch /tmp/f /var/tmp/f $STATE_DIRECTORY/f \
+                $CACHE_DIRECTORY/f $LOGS_DIRECTORY/f && exec sleep infinity'\n";
+    sandbox.write_unit_file("probe.service", unit).unwrap();
+    sandbox.daemon_reload().unwrap();
+    systemctl(sandbox, &["start", "probe.service"]);
+    wait_for(
+        "the probe to write its files",
+        Duration::from_secs(10),
+        || {
+            let check = "test -f /var/lib/sandbox-probe/f && test -f /var/cache/sandbox-probe/f";
+            sandbox
+                .command("sh")
+                .args(["-c", check])
+                .status()
+                .unwrap()
+                .success()
+        },
+    );
+}
+
 /// Checks `condition` every 20 ms until it holds; panics with `what` after `timeout`.
 pub fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
