@@ -1,6 +1,7 @@
 //! The fixture every integration test stands on: a private systemd with the shipped units
 //! installed, their services pointed at this build's component daemons.
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -47,6 +48,49 @@ impl Run {
     }
 }
 
+/// An HTTP response, as far as the tests look at it.
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    fn parse(raw: &[u8]) -> Response {
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a complete HTTP head");
+        let head = String::from_utf8_lossy(&raw[..split]);
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+            .expect("a status line");
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        Response {
+            status,
+            headers,
+            body: raw[split + 4..].to_vec(),
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
 /// A booted sandbox with the stack's units installed.
 pub struct Stack {
     pub sandbox: Sandbox,
@@ -60,6 +104,44 @@ impl Stack {
             .install_units(&repo().join("units"), &bin_dir())
             .expect("install the units");
         Stack { sandbox }
+    }
+
+    /// Like `install`, with every component reading its images from `catalog`.
+    pub fn serving(catalog: &Path) -> Stack {
+        let stack = Stack::install();
+        for c in COMPONENTS {
+            stack
+                .sandbox
+                .drop_in(
+                    &unit(c),
+                    "50-catalog",
+                    &format!(
+                        "[Service]\nEnvironment=IMAGESERVING_CATALOG_ROOT={}\n",
+                        catalog.display()
+                    ),
+                )
+                .expect("point the components at the test catalog");
+        }
+        stack
+    }
+
+    /// Sends one HTTP/1.1 GET to the Platform Server, from inside the sandbox's network.
+    pub fn get(&self, target: &str) -> Response {
+        let mut stream = self
+            .sandbox
+            .connect(([127, 0, 0, 1], 8080).into())
+            .expect("connect to the Platform Server");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        write!(
+            stream,
+            "GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).expect("read the response");
+        Response::parse(&raw)
     }
 
     /// Runs `ImageServing ARGS` inside the sandbox, as an operator on that host would.

@@ -4,4 +4,5 @@
 mod control;
 mod faults;
 mod fixture;
+mod serving;
 mod units;
