@@ -162,3 +162,24 @@ fn a_crash_loop_trips_the_start_limit_and_an_operator_restart_recovers() {
     stack.cli(&["restart", "svg"]).expect(0);
     assert_eq!(stack.show(&unit("svg"), "ActiveState"), "active");
 }
+
+#[test]
+fn a_hung_component_is_killed_by_the_watchdog_and_comes_back() {
+    let stack = Stack::install();
+    // A short watchdog keeps the test quick; the shipped units use 10 s.
+    stack
+        .sandbox
+        .drop_in(&unit("es"), "50-watchdog", "[Service]\nWatchdogSec=2\n")
+        .unwrap();
+    stack.cli(&["start"]).expect(0);
+    let before = stack.invocation("es");
+    stack.systemctl(&["kill", "--signal=SIGSTOP", &unit("es")]);
+    stack.wait_for(&unit("es"), "NRestarts", "1", SETTLE);
+    stack.wait_for(&unit("es"), "ActiveState", "active", SETTLE);
+    assert_ne!(stack.invocation("es"), before);
+    let json = stack.cli(&["status", "es", "--json"]).expect(0).json();
+    assert_eq!(json["components"][0]["restarts"], 1);
+    assert_eq!(json["components"][0]["last_failure"]["result"], "watchdog");
+    let text = stack.cli(&["status", "es"]).expect(0).stdout;
+    assert!(text.contains("stopped answering the watchdog"), "{text}");
+}
