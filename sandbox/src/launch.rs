@@ -12,6 +12,7 @@ use crate::cgroups::HarnessCgroups;
 use crate::ownership::SandboxId;
 use crate::poll::Backoff;
 use crate::process::{self, PidFd, ProcessStamp, Status, find_namespace_init};
+use crate::reaper;
 use crate::state_dir::StateDir;
 
 /// Generous for a loaded 2-core machine booting many sandboxes; a boot alone takes ~0.2 s.
@@ -48,6 +49,7 @@ impl Launch {
     pub fn boot() -> Result<Self> {
         let (id, state) =
             StateDir::create().context("cannot create the sandbox's state directory")?;
+        reaper::track(id);
         let mut launch = Self {
             id,
             state,
@@ -218,7 +220,10 @@ impl Launch {
             problems.push(e.to_string());
         }
         match problems.is_empty() {
-            true => Ok(()),
+            true => {
+                reaper::forget(&self.id);
+                Ok(())
+            }
             false => bail!(
                 "sandbox {} was not fully removed: {}",
                 self.id,

@@ -1,9 +1,10 @@
-//! Removal of sandboxes whose launcher died (SIGKILL, abort) before it could tear them down.
-//! Only those: other live test processes may be using their sandboxes right now.
+//! Removal of sandboxes nobody will tear down: those whose launcher died (SIGKILL, abort), and
+//! at exit those of this process that were never dropped (kept in a static, leaked). Only
+//! those: other live test processes may be using their sandboxes right now.
 
 use std::fs;
 use std::io;
-use std::sync::Once;
+use std::sync::{Mutex, Once, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::cgroups::HarnessCgroups;
@@ -65,4 +66,36 @@ fn reap(id: &SandboxId) -> io::Result<()> {
     }
     cgroups.remove(deadline)?;
     StateDir::of(id).remove()
+}
+
+/// The sandboxes of this process that are not torn down yet.
+static LIVE: Mutex<Vec<SandboxId>> = Mutex::new(Vec::new());
+
+/// Notes a sandbox of this process, to be removed at exit unless torn down before.
+pub(crate) fn track(id: SandboxId) {
+    static AT_EXIT: Once = Once::new();
+    // SAFETY: registers a plain function without arguments; atexit only fails without memory,
+    // and then sandboxes left at exit are still removed by the next process's first boot.
+    AT_EXIT.call_once(|| unsafe {
+        libc::atexit(remove_live_sandboxes);
+    });
+    LIVE.lock().unwrap_or_else(PoisonError::into_inner).push(id);
+}
+
+/// Forgets a sandbox that was torn down.
+pub(crate) fn forget(id: &SandboxId) {
+    LIVE.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .retain(|live| live != id);
+}
+
+/// At exit: statics are never dropped, so a sandbox kept in one is torn down here (killed, not
+/// halted: nothing inside matters any more).
+extern "C" fn remove_live_sandboxes() {
+    let live = std::mem::take(&mut *LIVE.lock().unwrap_or_else(PoisonError::into_inner));
+    for id in live {
+        if let Err(e) = reap(&id) {
+            eprintln!("cannot remove the sandbox {id} at exit: {e}");
+        }
+    }
 }

@@ -7,6 +7,7 @@ use std::env;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -112,8 +113,19 @@ fn a_panicking_test_still_tears_its_sandbox_down() {
 }
 
 #[test]
+fn a_sandbox_never_dropped_is_removed_at_exit() {
+    let (mut child, footprint) = start_child("static");
+    writeln!(child.stdin.take().unwrap(), "go").unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "the child test was meant to pass"
+    );
+    footprint.assert_nothing_left();
+}
+
+#[test]
 fn a_killed_launcher_takes_its_sandbox_down_and_the_rest_is_reaped() {
-    let (mut child, footprint) = start_child("hang");
+    let (mut child, footprint) = start_child("killed");
     child.kill().unwrap();
     child.wait().unwrap();
     // PR_SET_PDEATHSIG brings the namespace down without anyone's help...
@@ -162,14 +174,16 @@ fn start_child(mode: &str) -> (std::process::Child, Footprint) {
     (child, footprint)
 }
 
-/// The body of the child processes of the tests above; does nothing in a normal run.
+/// The body of the child processes of the tests above; does nothing in a normal run. Once its
+/// sandbox is up, with a probe service (whose PrivateTmp= directory in the host's /tmp only a
+/// halt would remove), it waits for a line on stdin, then fails ("panic") or passes with the
+/// sandbox kept in a static, which is never dropped ("static").
 #[test]
 fn child_process() {
     let Ok(mode) = env::var(CHILD_MODE) else {
         return;
     };
     let sandbox = Sandbox::boot().unwrap();
-    // Among them a PrivateTmp= directory in the host's /tmp, which a halt would remove.
     start_probe_service(&sandbox);
     println!(
         "{BOOTED} {} {}",
@@ -177,5 +191,11 @@ fn child_process() {
         sandbox.state_dir().display()
     );
     std::io::stdin().read_line(&mut String::new()).unwrap();
-    panic!("a failing test with a sandbox ({mode})");
+    match mode.as_str() {
+        "static" => {
+            static KEPT: OnceLock<Sandbox> = OnceLock::new();
+            assert!(KEPT.set(sandbox).is_ok());
+        }
+        _ => panic!("a failing test with a sandbox"),
+    }
 }
