@@ -10,9 +10,24 @@
 //! # anyhow::Ok(())
 //! ```
 //!
-//! Nothing is left behind: the sandbox is torn down by `shutdown` or on drop (also when a test
-//! panics), dies with its launcher even on SIGKILL, and the first boot of every process removes
-//! what launchers that died anyway left.
+//! Nothing is left behind: a sandbox is torn down by `shutdown`, on drop (also when a test
+//! panics) and at exit (one kept in a static is never dropped); it dies with its launcher even
+//! on SIGKILL, and the first boot of every process removes what such launchers left.
+//!
+//! Inside, the sandbox shares the host's file systems except /run, /dev, /etc/systemd and /var
+//! (lib, cache, log, tmp), which are its own. Its services' PrivateTmp= hides the host's /tmp
+//! from them, and ProtectHome= hides /root: give hardened services files elsewhere (for example
+//! under `CARGO_TARGET_TMPDIR`).
+//!
+//! For test writers:
+//! - Sandboxes are independent: boot them from any number of threads and processes at once. A
+//!   boot and its teardown cost about 0.35 s of CPU (on 2 cores, 10 sandboxes booted together
+//!   are all up after about 2 s). Each sandbox takes 4 inotify instances and root may own 128
+//!   (`fs.inotify.max_user_instances`): some 30 sandboxes can run at once.
+//! - Stop a program started with [`Sandbox::command`] by ending the program (`kill` run inside,
+//!   `systemctl kill`), not by killing the `nsenter` process the `Child` stands for: that orphans
+//!   the program to the host's init. Programs still running at teardown are killed there.
+//! - systemd's start rate limit (5 starts in 10 s per unit) applies as on a real host.
 
 mod base_units;
 mod bus;
@@ -48,6 +63,12 @@ pub struct Sandbox {
     pid1: i32,
     net_ns: OwnedFd,
 }
+
+// Tests share a sandbox between threads.
+const _: () = {
+    const fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<Sandbox>()
+};
 
 impl Sandbox {
     /// Boots a fresh sandbox and waits until systemd owns its name on the sandbox's bus and the
