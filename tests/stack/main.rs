@@ -4,5 +4,6 @@
 mod control;
 mod faults;
 mod fixture;
+mod restarts;
 mod serving;
 mod units;
