@@ -31,7 +31,7 @@ fn main() -> ExitCode {
     // First, before any thread exists: every thread must inherit the blocked signals.
     let interrupts = match Interrupts::watch() {
         Ok(interrupts) => interrupts,
-        Err(e) => return fail(format!("cannot watch for SIGINT and SIGTERM: {e}")),
+        Err(e) => return fail(format!("cannot watch for signals: {e}")),
     };
     let run = match parse(std::env::args_os().skip(1)) {
         Ok(run) => run,
