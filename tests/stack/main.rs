@@ -4,6 +4,7 @@
 mod control;
 mod faults;
 mod fixture;
+mod operators;
 mod restarts;
 mod serving;
 mod units;
