@@ -85,6 +85,15 @@ wait_ok() {
     echo "no answer from $1" >&2; exit 1
 }
 
+# Waits (at most 30 s) until nothing listens on PORT any more.
+wait_free() {
+    for _ in $(seq 300); do
+        curl -s -o /dev/null "http://127.0.0.1:$1/" || return 0
+        sleep 0.1
+    done
+    echo "port $1 still in use" >&2; exit 1
+}
+
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
 # CPU time (user + system, clock ticks) used so far by the process groups given.
@@ -148,6 +157,7 @@ echo "response: $(du -k "$WORK/out.jpg" | cut -f1) KiB"
 echo "== Image Serving"
 run_series "ours, uncached" "http://127.0.0.1:$PS_PORT$URL_PATH" "" "$ps_PID" "$es_PID"
 kill -- "-$ps_PID"; wait "$ps_PID" 2>/dev/null || true
+wait_free $PS_PORT
 start ps
 wait_ok "http://127.0.0.1:$PS_PORT/is/image"
 run_series "ours, cached" "http://127.0.0.1:$PS_PORT$URL_PATH" "" "$ps_PID" "$es_PID"
@@ -173,6 +183,7 @@ thumbor() { # processes
 thumbor 2
 run_series "thumbor, 2 procs, close" "http://127.0.0.1:$THUMBOR_PORT$THUMBOR_PATH" "Connection: close" "$thumbor_PID"
 cleanup
+wait_free $THUMBOR_PORT
 thumbor 1
 run_series "thumbor, 1 proc, keep-alive" "http://127.0.0.1:$THUMBOR_PORT$THUMBOR_PATH" "" "$thumbor_PID"
 cleanup
