@@ -4,6 +4,7 @@
 mod control;
 mod faults;
 mod fixture;
+mod hostile;
 mod operators;
 mod restarts;
 mod serving;
