@@ -190,26 +190,42 @@ async fn serve<H: Handler>(
     .await;
 }
 
-/// The Platform Server is ready once it has reached the Image Server: until then it
-/// answers, but every image request would fail.
+/// How long the Platform Server waits for the Image Server before it says READY anyway: a
+/// front door that answers 503 naming the missing renderer beats a start that hangs until
+/// systemd's start timeout, and the other components keep running meanwhile.
+const ES_GRACE: Duration = Duration::from_secs(5);
+
+/// The Platform Server is ready once it has reached the Image Server, or once `ES_GRACE` has
+/// passed without it: until then it answers, but every image request would fail.
 async fn announce_when_reachable(service: Arc<PlatformService>, address: SocketAddr) {
-    let mut delay = Duration::from_millis(50);
-    let mut told = false;
-    loop {
-        match service.es.status().await {
-            Ok(_) => break,
-            Err(e) if !told => {
-                eprintln!("waiting for the {}: {e}", service.es.name);
-                told = true;
+    let reach = async {
+        let mut delay = Duration::from_millis(50);
+        let mut told = false;
+        loop {
+            match service.es.status().await {
+                Ok(_) => break,
+                Err(e) if !told => {
+                    eprintln!("waiting for the {}: {e}", service.es.name);
+                    told = true;
+                }
+                Err(_) => {}
             }
-            Err(_) => {}
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(1));
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(1));
+    };
+    match tokio::time::timeout(ES_GRACE, reach).await {
+        Ok(()) => println!(
+            "ready: the {} answers at {}",
+            service.es.name, service.es.address
+        ),
+        Err(_) => eprintln!(
+            "ready without the {}: it did not answer at {} within {} s; image requests get 503 \
+             until it does",
+            service.es.name,
+            service.es.address,
+            ES_GRACE.as_secs()
+        ),
     }
-    println!(
-        "ready: the {} answers at {}",
-        service.es.name, service.es.address
-    );
     systemd::ready(&format!("serving on {address}, {}", service.summary()));
 }
