@@ -116,7 +116,10 @@ pub async fn run(action: Action, options: Options) -> Result<ActionReport, Failu
     // An operator who asks for a start expects it to happen, even after a crash loop made
     // systemd's start rate limit block the unit: clear it, as `systemctl reset-failed` would.
     for unit in action.units_to_reset() {
-        systemd.reset_failed(unit).await?;
+        systemd
+            .reset_failed(unit)
+            .await
+            .map_err(|e| e.as_part_of(action.verb()))?;
     }
 
     let mut watch = JobWatch::new(&systemd).await?;

@@ -225,7 +225,12 @@ pub enum Error {
     /// No connection to the bus could be made.
     Unreachable { address: String, cause: String },
     /// The bus or polkit refused the call.
-    Denied { action: String, unit: String },
+    Denied {
+        action: String,
+        unit: String,
+        /// polkit said no; otherwise the bus refused before polkit was asked.
+        by_polkit: bool,
+    },
     /// Any other failed call.
     Call {
         action: String,
@@ -235,6 +240,21 @@ pub enum Error {
 }
 
 impl Error {
+    /// The same refusal, told as the operator's action: an internal step such as clearing a
+    /// failed state is refused because the action it serves is.
+    pub fn as_part_of(self, operator_action: &str) -> Error {
+        match self {
+            Error::Denied {
+                unit, by_polkit, ..
+            } => Error::Denied {
+                action: operator_action.to_string(),
+                unit,
+                by_polkit,
+            },
+            other => other,
+        }
+    }
+
     pub(crate) fn call(action: &str, unit: &str, error: zbus::Error) -> Error {
         let name = match &error {
             zbus::Error::FDO(e) => Some(e.name().to_string()),
@@ -243,11 +263,12 @@ impl Error {
         };
         match name.as_deref() {
             Some(
-                "org.freedesktop.DBus.Error.AccessDenied"
-                | "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired",
+                denied @ ("org.freedesktop.DBus.Error.AccessDenied"
+                | "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired"),
             ) => Error::Denied {
                 action: action.into(),
                 unit: unit.into(),
+                by_polkit: denied.ends_with("InteractiveAuthorizationRequired"),
             },
             _ => Error::Call {
                 action: action.into(),
@@ -276,10 +297,24 @@ impl std::fmt::Display for Error {
                 f,
                 "cannot reach systemd at {address}: {cause}; is systemd running on this machine?"
             ),
-            Error::Denied { action, unit } => write!(
+            Error::Denied {
+                action,
+                unit,
+                by_polkit: true,
+            } => write!(
                 f,
-                "not allowed to {action} {unit}: run as root, or as a member of the \
-                 `imageserving` group (see the shipped polkit rule)"
+                "not allowed to {action} {unit}: run as root, or ask an administrator to add you \
+                 to the `imageserving` group (`adduser $USER imageserving`)"
+            ),
+            Error::Denied {
+                action,
+                unit,
+                by_polkit: false,
+            } => write!(
+                f,
+                "not allowed to {action} {unit}, refused before polkit was asked: run as root; \
+                 members of the `imageserving` group also need polkitd and the imageserving \
+                 package's polkit rule and bus policy installed"
             ),
             Error::Call {
                 action,
