@@ -9,20 +9,6 @@ use crate::fixture::{COMPONENTS, Run, Stack, bin_dir, unit};
 
 const SETTLE: Duration = Duration::from_secs(30);
 
-/// A stack whose Platform Server never says READY=1, so a start waits until told otherwise.
-fn stack_that_never_gets_ready() -> Stack {
-    let stack = Stack::install();
-    stack
-        .sandbox
-        .drop_in(
-            &unit("ps"),
-            "50-never-ready",
-            "[Service]\nExecStart=\nExecStart=/bin/sleep infinity\n",
-        )
-        .unwrap();
-    stack
-}
-
 /// Starts `ImageServing start` from the host and returns once it is waiting on the stuck unit.
 fn waiting_start(stack: &Stack) -> Child {
     let child = stack.cli_from_host(&["start"]).spawn().unwrap();
@@ -37,7 +23,7 @@ fn signal(child: &Child, signal: i32) {
 
 #[test]
 fn an_interrupted_tool_leaves_the_job_to_systemd() {
-    let stack = stack_that_never_gets_ready();
+    let stack = Stack::never_ready();
     for (sig, code, name) in [
         (libc::SIGTERM, 143, "SIGTERM"),
         (libc::SIGINT, 130, "SIGINT"),
@@ -45,8 +31,8 @@ fn an_interrupted_tool_leaves_the_job_to_systemd() {
         let child = waiting_start(&stack);
         signal(&child, sig);
         let run = Run::from(child.wait_with_output().unwrap()).expect(code);
-        assert!(run.stderr.contains(name), "{}", run.stderr);
-        assert!(run.stderr.contains("goes on in systemd"), "{}", run.stderr);
+        run.stderr_says(name);
+        run.stderr_says("goes on in systemd");
         // The job is systemd's: still there.
         assert_eq!(stack.show(&unit("ps"), "ActiveState"), "activating");
     }
@@ -54,22 +40,14 @@ fn an_interrupted_tool_leaves_the_job_to_systemd() {
 
 #[test]
 fn losing_the_bus_while_waiting_is_a_clean_error() {
-    let stack = stack_that_never_gets_ready();
+    let stack = Stack::never_ready();
     let child = waiting_start(&stack);
     stack.systemctl(&["kill", "--signal=KILL", "dbus.service"]);
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.signal(), None, "died of a signal");
     let run = Run::from(output).expect(1);
-    assert!(
-        run.stderr.contains("lost the connection to systemd"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("imageserving-ps.service"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_says("lost the connection to systemd");
+    run.stderr_says("imageserving-ps.service");
 }
 
 #[test]
@@ -129,11 +107,7 @@ fn a_crash_loop_trips_the_start_limit_and_an_operator_restart_recovers() {
     assert_eq!(stack.show(&unit("svg"), "NRestarts"), "5");
 
     let run = stack.cli(&["status", "svg"]).expect(3);
-    assert!(
-        run.stdout.contains("svg: failed: its process exited"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_says("svg: failed: its process exited");
     assert!(
         run.stdout
             .contains("gave up restarting it (start rate limit)"),
@@ -163,6 +137,37 @@ fn a_crash_loop_trips_the_start_limit_and_an_operator_restart_recovers() {
     assert_eq!(stack.show(&unit("svg"), "ActiveState"), "active");
 }
 
+/// Sends `signal` to a running component; systemd must bring it back, and `status` must count
+/// the restart and say why it happened (`result`, explained in `words`).
+fn assert_recovers(stack: &Stack, component: &str, signal: &str, result: &str, words: &str) {
+    stack.cli(&["start"]).expect(0);
+    let before = stack.invocation(component);
+    // KillUnit, through systemctl: PIDs in the sandbox are not the host's.
+    stack.systemctl(&["kill", &format!("--signal={signal}"), &unit(component)]);
+    stack.wait_for(&unit(component), "NRestarts", "1", SETTLE);
+    stack.wait_for(&unit(component), "ActiveState", "active", SETTLE);
+    assert_ne!(stack.invocation(component), before);
+    let json = stack.cli(&["status", component, "--json"]).expect(0).json();
+    assert_eq!(json["components"][0]["restarts"], 1);
+    // systemd resets Result on the new start; the journal remembers why it restarted.
+    assert_eq!(json["components"][0]["last_failure"]["result"], result);
+    let run = stack.cli(&["status", component]).expect(0);
+    run.stdout_says("restarted by systemd 1 time(s)");
+    run.stdout_says(words);
+}
+
+#[test]
+fn a_killed_component_comes_back_and_counts_the_restart() {
+    let stack = Stack::install();
+    assert_recovers(
+        &stack,
+        "svg",
+        "KILL",
+        "signal",
+        "killed by a signal (signal)",
+    );
+}
+
 #[test]
 fn a_hung_component_is_killed_by_the_watchdog_and_comes_back() {
     let stack = Stack::install();
@@ -171,15 +176,11 @@ fn a_hung_component_is_killed_by_the_watchdog_and_comes_back() {
         .sandbox
         .drop_in(&unit("es"), "50-watchdog", "[Service]\nWatchdogSec=2\n")
         .unwrap();
-    stack.cli(&["start"]).expect(0);
-    let before = stack.invocation("es");
-    stack.systemctl(&["kill", "--signal=SIGSTOP", &unit("es")]);
-    stack.wait_for(&unit("es"), "NRestarts", "1", SETTLE);
-    stack.wait_for(&unit("es"), "ActiveState", "active", SETTLE);
-    assert_ne!(stack.invocation("es"), before);
-    let json = stack.cli(&["status", "es", "--json"]).expect(0).json();
-    assert_eq!(json["components"][0]["restarts"], 1);
-    assert_eq!(json["components"][0]["last_failure"]["result"], "watchdog");
-    let text = stack.cli(&["status", "es"]).expect(0).stdout;
-    assert!(text.contains("stopped answering the watchdog"), "{text}");
+    assert_recovers(
+        &stack,
+        "es",
+        "SIGSTOP",
+        "watchdog",
+        "stopped answering the watchdog",
+    );
 }

@@ -36,6 +36,36 @@ impl Run {
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
     }
 
+    /// Asserts that standard error mentions `needle`.
+    #[track_caller]
+    pub fn stderr_says(&self, needle: &str) {
+        assert!(
+            self.stderr.contains(needle),
+            "no {needle:?} in:\n{}",
+            self.stderr
+        );
+    }
+
+    /// Asserts that standard error does not mention `needle`.
+    #[track_caller]
+    pub fn stderr_omits(&self, needle: &str) {
+        assert!(
+            !self.stderr.contains(needle),
+            "{needle:?} in:\n{}",
+            self.stderr
+        );
+    }
+
+    /// Asserts that standard output mentions `needle`.
+    #[track_caller]
+    pub fn stdout_says(&self, needle: &str) {
+        assert!(
+            self.stdout.contains(needle),
+            "no {needle:?} in:\n{}",
+            self.stdout
+        );
+    }
+
     /// Asserts the exit code, showing everything the run printed when it differs.
     #[track_caller]
     pub fn expect(self, code: i32) -> Run {
@@ -104,6 +134,21 @@ impl Stack {
             .install_units(&repo().join("units"), &bin_dir())
             .expect("install the units");
         Stack { sandbox }
+    }
+
+    /// Like `install`, with a Platform Server that never says READY=1: a start then waits
+    /// until told otherwise (TimeoutStartSec is far off).
+    pub fn never_ready() -> Stack {
+        let stack = Stack::install();
+        stack
+            .sandbox
+            .drop_in(
+                &unit("ps"),
+                "50-never-ready",
+                "[Service]\nExecStart=\nExecStart=/bin/sleep infinity\n",
+            )
+            .expect("install the never-ready drop-in");
+        stack
     }
 
     /// Like `install`, with every component reading its images from `catalog`.

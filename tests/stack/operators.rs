@@ -341,7 +341,7 @@ fn a_member_restarts_a_component_without_sudo() {
     let before = operators.stack.invocation("es");
 
     let run = operators.cli(Who::Operator, &["restart", "es"]).expect(0);
-    assert!(run.stdout.contains("Restarted es"), "{}", run.stdout);
+    run.stdout_says("Restarted es");
     assert_ne!(
         operators.stack.invocation("es"),
         before,
