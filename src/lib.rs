@@ -27,7 +27,8 @@ use crate::systemd::{Manager, Systemd};
 /// Runs one command line to its end and returns the exit code.
 pub fn run(cli: &Cli) -> u8 {
     zbus::block_on(async {
-        let action = action(&cli.command);
+        let request = Request::of(&cli.command);
+        let action = request.action();
         // Nothing is lost when the tool stops waiting: the jobs belong to systemd.
         let mut signals = match zruntime::SharedRuntime::current()
             .and_then(|rt| Signals::new(&rt, [Signal::Interrupt, Signal::Terminate]))
@@ -38,7 +39,7 @@ pub fn run(cli: &Cli) -> u8 {
                 return report::failure(&failure, cli.json);
             }
         };
-        match select(pin!(dispatch(cli, action)), pin!(signals.recv())).await {
+        match select(pin!(dispatch(cli, request)), pin!(signals.recv())).await {
             Either::Left((code, _)) => code,
             Either::Right((Ok(Signal::Terminate), _)) => {
                 report::interrupted(action, "SIGTERM", exit::INTERRUPTED_BY_SIGTERM, cli.json)
@@ -50,23 +51,39 @@ pub fn run(cli: &Cli) -> u8 {
     })
 }
 
-fn action(command: &Command) -> Option<Action> {
-    match command {
-        Command::Start => Some(Action::Start),
-        Command::Stop => Some(Action::Stop),
-        Command::Restart { component } => Some(Action::Restart(*component)),
-        Command::Status { .. } => None,
+/// What a command line asks for.
+#[derive(Clone, Copy)]
+enum Request {
+    Act(Action),
+    Status(Option<Component>),
+}
+
+impl Request {
+    fn of(command: &Command) -> Request {
+        match command {
+            Command::Start => Request::Act(Action::Start),
+            Command::Stop => Request::Act(Action::Stop),
+            Command::Restart { component } => Request::Act(Action::Restart(*component)),
+            Command::Status { component } => Request::Status(*component),
+        }
+    }
+
+    fn action(self) -> Option<Action> {
+        match self {
+            Request::Act(action) => Some(action),
+            Request::Status(_) => None,
+        }
     }
 }
 
-async fn dispatch(cli: &Cli, action: Option<Action>) -> u8 {
+async fn dispatch(cli: &Cli, request: Request) -> u8 {
     let manager = if cli.user {
         Manager::User
     } else {
         Manager::System
     };
-    match (action, &cli.command) {
-        (Some(action), _) => {
+    match request {
+        Request::Act(action) => {
             let options = Options {
                 manager,
                 no_block: cli.no_block,
@@ -77,14 +94,13 @@ async fn dispatch(cli: &Cli, action: Option<Action>) -> u8 {
                 Err(failure) => report::failure(&failure, cli.json),
             }
         }
-        (None, Command::Status { component }) => {
+        Request::Status(component) => {
             let components = component.map_or(Component::ALL.to_vec(), |c| vec![c]);
             match read_status(manager, &components).await {
                 Ok(status) => report::status(&status, cli.json),
                 Err(failure) => report::failure(&failure, cli.json),
             }
         }
-        (None, _) => unreachable!("every command but status is an action"),
     }
 }
 
