@@ -71,12 +71,25 @@ pub fn probe(bytes: &[u8]) -> Result<Probe, String> {
     })
 }
 
+/// Decoded pixels, possibly reduced while decoding.
+#[derive(Debug)]
+pub struct Decoded {
+    pub raster: Raster,
+    /// Source pixel x is pixel x * `reduction` of `raster`: 1/8, 1/4, 1/2 or 1 for JPEG's
+    /// DCT scaling (whose size is rounded up: 1333 rows at 1/4 give 334), 1 otherwise.
+    pub reduction: f64,
+}
+
 /// Decodes the pixels. `scale` is the response's size relative to the source: a JPEG is
 /// decoded at the smallest of 1/8, 1/4, 1/2 or 1 that is still at least that large.
 /// `max_bytes` bounds what a decoder may allocate.
-pub fn decode(bytes: &[u8], probe: &Probe, scale: f64, max_bytes: u64) -> Result<Raster, String> {
+pub fn decode(bytes: &[u8], probe: &Probe, scale: f64, max_bytes: u64) -> Result<Decoded, String> {
     if probe.format == ImageFormat::Jpeg {
-        return decode_jpeg(bytes, scale);
+        let numerator = jpeg_scale_numerator(scale);
+        return Ok(Decoded {
+            raster: decode_jpeg(bytes, numerator)?,
+            reduction: f64::from(numerator) / 8.0,
+        });
     }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), probe.format);
     let mut limits = Limits::default();
@@ -84,10 +97,14 @@ pub fn decode(bytes: &[u8], probe: &Probe, scale: f64, max_bytes: u64) -> Result
     reader.limits(limits);
     let image = reader.decode().map_err(|e| e.to_string())?;
     let (w, h) = (image.width(), image.height());
-    Ok(if image.color().has_alpha() {
+    let raster = if image.color().has_alpha() {
         Raster::new(w, h, true, image.into_rgba8().into_raw())
     } else {
         Raster::new(w, h, false, image.into_rgb8().into_raw())
+    };
+    Ok(Decoded {
+        raster,
+        reduction: 1.0,
     })
 }
 
@@ -99,10 +116,10 @@ pub fn jpeg_scale_numerator(scale: f64) -> u8 {
         .unwrap_or(8)
 }
 
-fn decode_jpeg(bytes: &[u8], scale: f64) -> Result<Raster, String> {
+fn decode_jpeg(bytes: &[u8], numerator: u8) -> Result<Raster, String> {
     jpeg_guard(|| {
         let mut d = Decompress::new_mem(bytes)?;
-        d.scale(jpeg_scale_numerator(scale));
+        d.scale(numerator);
         let cmyk = matches!(d.color_space(), ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK);
         let mut started = if cmyk {
             d.to_colorspace(ColorSpace::JCS_CMYK)?

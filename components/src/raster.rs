@@ -57,16 +57,16 @@ impl Raster {
         if self.has_alpha { 4 } else { 3 }
     }
 
-    /// Builds the response image for `layout`, made for a source of `original` size of
-    /// which `self` may be a reduced decode (JPEG shrink-on-load).
+    /// Builds the response image for `layout`. `self` is the layout's source, or a decode
+    /// of it reduced by `reduction` (JPEG shrink-on-load: source pixel x is x * reduction).
     pub fn compose(
         self,
         layout: &Layout,
-        original: (u32, u32),
+        reduction: f64,
         background: Option<Color>,
         keep_alpha: bool,
     ) -> Result<Raster, String> {
-        let scaled = self.scale_region(layout, original)?;
+        let scaled = self.scale_region(layout, reduction)?;
         // The scaled image is the response when nothing shows through or around it.
         let covers = layout.covers_canvas();
         let underlay = scaled.has_alpha && background.is_some();
@@ -85,14 +85,16 @@ impl Raster {
     }
 
     /// The layout's source region, resampled to the size of its destination rectangle.
-    fn scale_region(self, layout: &Layout, original: (u32, u32)) -> Result<Raster, String> {
-        let fx = f64::from(self.width) / f64::from(original.0.max(1));
-        let fy = f64::from(self.height) / f64::from(original.1.max(1));
-        let (x, y) = (layout.source.x * fx, layout.source.y * fy);
-        let (w, h) = (layout.source.width * fx, layout.source.height * fy);
+    fn scale_region(self, layout: &Layout, reduction: f64) -> Result<Raster, String> {
+        let (x, y) = (layout.source.x * reduction, layout.source.y * reduction);
+        let (w, h) = (
+            layout.source.width * reduction,
+            layout.source.height * reduction,
+        );
         let (dw, dh) = (layout.dest.width, layout.dest.height);
-        // Within a pixel of the destination size (the whole image, or a decode that DCT
-        // scaling rounded up): cut the region out instead of resampling it.
+        // Within a pixel of the destination size (the whole image, or a DCT-scaled decode,
+        // 2000x1333 at 1/4 is 500x333.25 for a 500x333 response): cut the region out
+        // instead of resampling it.
         let near = |a: f64, b: u32| (a - f64::from(b)).abs() < 1.0;
         let (cx, cy) = (x.round(), y.round());
         if near(w, dw)
@@ -122,19 +124,20 @@ impl Raster {
         Ok(Raster::new(dw, dh, has_alpha, dst.into_vec()))
     }
 
-    /// The `w` x `h` region at (x, y), which must lie inside the image.
-    fn cut(self, x: u32, y: u32, w: u32, h: u32) -> Raster {
-        if (x, y, w, h) == (0, 0, self.width, self.height) {
-            return self;
-        }
+    /// The `w` x `h` region at (x, y), which must lie inside the image, in place: each row
+    /// moves towards the start of the buffer, never over a row still to be moved.
+    fn cut(mut self, x: u32, y: u32, w: u32, h: u32) -> Raster {
         let ch = self.channels();
         let (stride, row) = (self.width as usize * ch, w as usize * ch);
-        let mut data = Vec::with_capacity(row * h as usize);
-        for r in y as usize..(y + h) as usize {
-            let start = r * stride + x as usize * ch;
-            data.extend_from_slice(&self.data[start..start + row]);
+        let first = y as usize * stride + x as usize * ch;
+        if row != stride || first != 0 {
+            for r in 0..h as usize {
+                let start = first + r * stride;
+                self.data.copy_within(start..start + row, r * row);
+            }
         }
-        Raster::new(w, h, self.has_alpha, data)
+        self.data.truncate(row * h as usize);
+        Raster::new(w, h, self.has_alpha, self.data)
     }
 
     fn filled(size: (u32, u32), has_alpha: bool, c: Color) -> Raster {
@@ -226,7 +229,7 @@ mod tests {
         let out = red
             .compose(
                 &layout((40, 20), 10, 10, FitMode::Fit),
-                (40, 20),
+                1.0,
                 Some(bg),
                 false,
             )
@@ -241,7 +244,7 @@ mod tests {
     fn flattens_transparency_onto_white() {
         let clear = solid(8, 8, &[0, 0, 0, 0]);
         let out = clear
-            .compose(&layout((8, 8), 8, 8, FitMode::Fit), (8, 8), None, false)
+            .compose(&layout((8, 8), 8, 8, FitMode::Fit), 1.0, None, false)
             .unwrap();
         assert!(out.data.iter().all(|&v| v == 255));
     }
@@ -250,7 +253,7 @@ mod tests {
     fn keeps_transparency_for_png_alpha() {
         let half = solid(8, 4, &[10, 20, 30, 128]);
         let out = half
-            .compose(&layout((8, 4), 8, 8, FitMode::Fit), (8, 4), None, true)
+            .compose(&layout((8, 4), 8, 8, FitMode::Fit), 1.0, None, true)
             .unwrap();
         assert!(out.has_alpha);
         assert_eq!(out.data[3], 0, "padding is transparent");
@@ -258,21 +261,46 @@ mod tests {
         assert_eq!(&out.data[mid..mid + 4], &[10, 20, 30, 128]);
     }
 
+    /// Rows of different greys: any resampling would blend them.
+    fn stripes(w: u32, h: u32) -> Raster {
+        let data = (0..h)
+            .flat_map(|r| vec![(r * 37 % 256) as u8; w as usize * 3])
+            .collect();
+        Raster::new(w, h, false, data)
+    }
+
     #[test]
-    fn a_region_within_a_pixel_of_its_destination_is_cut_not_resampled() {
-        // As after a 1/4 DCT-domain decode: 500x334 for a 500x333 response.
-        let mut data = vec![0u8; 500 * 334 * 3];
-        data[..3].copy_from_slice(&[9, 8, 7]);
-        let decoded = Raster::new(500, 334, false, data);
+    fn a_dct_scaled_decode_within_a_pixel_of_its_destination_is_cut_not_resampled() {
+        // 2000x1333 decoded at 1/4 is 500x334 (rounded up) for a 500x333 response.
+        let decoded = stripes(500, 334);
         let max = Dimensions::new(2000, 2000);
         let size = Size::Box {
             wid: Some(500),
             hei: None,
         };
         let l = Layout::new((2000, 1333), size, None, max, max).unwrap();
-        let out = decoded.compose(&l, (2000, 1333), None, false).unwrap();
+        let expected = decoded.data[..500 * 333 * 3].to_vec();
+        let out = decoded.compose(&l, 0.25, None, false).unwrap();
         assert_eq!((out.width, out.height), (500, 333));
-        assert_eq!(&out.data[..3], &[9, 8, 7], "pixels are copied as they are");
+        assert!(out.data == expected, "pixels are copied as they are");
+    }
+
+    #[test]
+    fn a_cut_keeps_the_pixels_of_an_inner_region() {
+        let source = Raster::new(8, 4, false, (0..8 * 4 * 3).map(|v| v as u8).collect());
+        let out = source
+            .clone()
+            .compose(&layout((8, 4), 4, 4, FitMode::Crop), 1.0, None, false)
+            .unwrap();
+        assert_eq!((out.width, out.height), (4, 4));
+        for row in 0..4 {
+            let from = (row * 8 + 2) * 3;
+            assert_eq!(
+                &out.data[row * 12..row * 12 + 12],
+                &source.data[from..from + 12],
+                "row {row}"
+            );
+        }
     }
 
     #[test]
@@ -280,7 +308,7 @@ mod tests {
         // A 100x100 source decoded at 1/2: the crop must use half coordinates.
         let decoded = solid(50, 50, &[7, 7, 7]);
         let l = layout((100, 100), 20, 10, FitMode::Crop);
-        let out = decoded.compose(&l, (100, 100), None, false).unwrap();
+        let out = decoded.compose(&l, 0.5, None, false).unwrap();
         assert_eq!((out.width, out.height), (20, 10));
         assert!(out.data.iter().all(|&v| v == 7));
     }

@@ -99,9 +99,15 @@ impl Engine for RasterEngine {
             limits.max_pix,
         )?;
         let max_bytes = limits.max_source_pixels.saturating_mul(8);
-        let raster =
+        let decoded =
             decode::decode(source, &probe, layout.scale(), max_bytes).map_err(unreadable)?;
-        finish::<Self>(raster, &layout, size, modifiers, limits)
+        finish::<Self>(
+            decoded.raster,
+            &layout,
+            decoded.reduction,
+            modifiers,
+            limits,
+        )
     }
 }
 
@@ -142,7 +148,7 @@ impl Engine for VectorEngine {
         )?;
         let raster = vector::render(&tree, &layout).map_err(unreadable)?;
         let canvas = Layout::covering(layout.canvas);
-        finish::<Self>(raster, &canvas, layout.canvas, modifiers, limits)
+        finish::<Self>(raster, &canvas, 1.0, modifiers, limits)
     }
 }
 
@@ -158,17 +164,18 @@ fn props((width, height): (u32, u32), format: &str) -> Rendered {
     }
 }
 
-/// Composes the raster onto the response canvas and encodes it.
+/// Composes the raster (the layout's source, reduced by `reduction`) onto the response
+/// canvas and encodes it.
 fn finish<E: Engine>(
     raster: crate::raster::Raster,
     layout: &Layout,
-    original: (u32, u32),
+    reduction: f64,
     modifiers: &Modifiers,
     limits: &ImageConfig,
 ) -> Result<Rendered, RenderError> {
     let format = modifiers.fmt.unwrap_or(E::DEFAULT_FORMAT);
     let composed = raster
-        .compose(layout, original, modifiers.bgc, format.keeps_alpha())
+        .compose(layout, reduction, modifiers.bgc, format.keeps_alpha())
         .map_err(RenderError::Unreadable)?;
     let quality = modifiers.qlt.unwrap_or(Quality {
         value: limits.jpeg_quality,
