@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+use crate::allocator;
 use crate::cli::{self, Component};
 use crate::config::Config;
 use crate::listener::{self, Origin};
@@ -60,6 +61,7 @@ pub fn main(component: Component) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    allocator::keep_render_memory();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(io_threads)
         .max_blocking_threads(blocking_threads)

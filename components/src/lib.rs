@@ -2,6 +2,7 @@
 //! front door), the Image Server (`imageserving-es`, image I/O and processing) and the SVG
 //! server (`imageserving-svg`). Each binary is a thin call into [`daemon::main`].
 
+pub mod allocator;
 pub mod catalog;
 pub mod cli;
 pub mod config;
