@@ -34,4 +34,4 @@ bench-control:
 	$(CARGO) bench --locked -p imageserving --bench control
 
 bench-components:
-	components/bench/run
+	components/bench/run.sh
