@@ -257,20 +257,8 @@ impl Config {
         }
         let mut from_env = Vec::new();
         apply_env(&mut merged, "", &env, &mut from_env)?;
-        let config: Config =
-            serde_path_to_error::deserialize(Value::Table(merged)).map_err(|e| {
-                let key = e.path().to_string();
-                let origin = from_env
-                    .iter()
-                    .find(|(k, _)| *k == key)
-                    .map_or_else(|| origin.to_owned(), |(_, var)| var.clone());
-                ConfigError {
-                    origin,
-                    key: Some(key),
-                    message: e.into_inner().message().to_owned(),
-                }
-            })?;
-        config.validate().map_err(|(key, message)| {
+        // A bad value is blamed on the variable that set it, else on the file.
+        let blame = |key: String, message: String| {
             let origin = from_env
                 .iter()
                 .find(|(k, _)| *k == key)
@@ -280,7 +268,12 @@ impl Config {
                 key: Some(key),
                 message,
             }
-        })?;
+        };
+        let config: Config = serde_path_to_error::deserialize(Value::Table(merged))
+            .map_err(|e| blame(e.path().to_string(), e.into_inner().message().to_owned()))?;
+        config
+            .validate()
+            .map_err(|(key, message)| blame(key, message))?;
         Ok(config)
     }
 
