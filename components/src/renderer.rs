@@ -14,14 +14,16 @@ use std::time::Instant;
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
+use resvg::usvg::Tree;
 use tokio::sync::Semaphore;
 
 use crate::catalog::{self, Catalogs, PathError};
 use crate::config::{Config, ImageConfig};
-use crate::decode;
+use crate::decode::{self, Probe};
 use crate::encode;
 use crate::geometry::{Layout, TooLarge};
 use crate::modifiers::{Format, Modifiers, Quality, Req};
+use crate::raster::Raster;
 use crate::reply::{self, Body};
 use crate::server::Handler;
 use crate::vector::{self, SvgOptions};
@@ -53,18 +55,86 @@ impl From<TooLarge> for RenderError {
     }
 }
 
-/// A way of turning source bytes into a response image.
+/// A way of turning source bytes into a response image. Every engine goes through the
+/// same steps (see [`render`]): read the source far enough to know its size, answer
+/// `req=props` or lay the response out, draw the pixels, compose and encode.
 pub trait Engine: Send + Sync + 'static {
     /// How the component is named in messages, e.g. "Image Server (es)".
     const NAME: &'static str;
     /// The response format when the request has no `fmt=`.
     const DEFAULT_FORMAT: Format;
-    fn render(
+    /// A source read as far as its size: a raster's header, or a parsed SVG document.
+    type Source;
+
+    /// Reads `bytes` as far as [`Engine::Source`], refusing what `limits` forbid.
+    fn open(&self, bytes: &[u8], limits: &ImageConfig) -> Result<Self::Source, RenderError>;
+
+    /// The source's size in pixels and its format's name.
+    fn describe(source: &Self::Source) -> ((u32, u32), &'static str);
+
+    /// The pixels `layout` asks for, and how to compose them onto the response canvas.
+    fn draw(
         &self,
-        source: &[u8],
-        modifiers: &Modifiers,
+        bytes: &[u8],
+        source: Self::Source,
+        layout: Layout,
         limits: &ImageConfig,
-    ) -> Result<Rendered, RenderError>;
+    ) -> Result<Drawn, RenderError>;
+}
+
+/// Pixels drawn by an engine: the raster, the layout it is composed with, and its reduction
+/// (source pixel x is pixel x * `reduction` of the raster).
+pub struct Drawn {
+    raster: Raster,
+    layout: Layout,
+    reduction: f64,
+}
+
+/// Renders `bytes` with `engine` as `modifiers` ask.
+pub fn render<E: Engine>(
+    engine: &E,
+    bytes: &[u8],
+    modifiers: &Modifiers,
+    limits: &ImageConfig,
+) -> Result<Rendered, RenderError> {
+    let source = engine.open(bytes, limits)?;
+    let ((width, height), format_name) = E::describe(&source);
+    if modifiers.req == Req::Props {
+        return Ok(Rendered {
+            content_type: "text/plain; charset=utf-8",
+            body: format!(
+                "image.width={width}\nimage.height={height}\nimage.format={format_name}\n"
+            )
+            .into_bytes(),
+        });
+    }
+    let layout = Layout::new(
+        (width, height),
+        modifiers.size,
+        modifiers.fit,
+        limits.default_pix,
+        limits.max_pix,
+    )?;
+    let drawn = engine.draw(bytes, source, layout, limits)?;
+    let format = modifiers.fmt.unwrap_or(E::DEFAULT_FORMAT);
+    let composed = drawn
+        .raster
+        .compose(
+            &drawn.layout,
+            drawn.reduction,
+            modifiers.bgc,
+            format.keeps_alpha(),
+        )
+        .map_err(RenderError::Unreadable)?;
+    let quality = modifiers.qlt.unwrap_or(Quality {
+        value: limits.jpeg_quality,
+        full_chroma: false,
+    });
+    let body = encode::encode(&composed, format, quality).map_err(RenderError::Unreadable)?;
+    Ok(Rendered {
+        content_type: format.content_type(),
+        body,
+    })
 }
 
 /// Rasters: JPEG, PNG, WebP, GIF, TIFF.
@@ -73,41 +143,38 @@ pub struct RasterEngine;
 impl Engine for RasterEngine {
     const NAME: &'static str = "Image Server (es)";
     const DEFAULT_FORMAT: Format = Format::Jpeg;
+    type Source = Probe;
 
-    fn render(
-        &self,
-        source: &[u8],
-        modifiers: &Modifiers,
-        limits: &ImageConfig,
-    ) -> Result<Rendered, RenderError> {
-        let probe = decode::probe(source).map_err(unreadable)?;
+    fn open(&self, bytes: &[u8], limits: &ImageConfig) -> Result<Probe, RenderError> {
+        let probe = decode::probe(bytes).map_err(unreadable)?;
         if probe.pixels() > limits.max_source_pixels {
             return Err(RenderError::TooLarge(format!(
                 "the source is {}x{} pixels, more than max_source_pixels {}",
                 probe.width, probe.height, limits.max_source_pixels
             )));
         }
-        let size = (probe.width, probe.height);
-        if modifiers.req == Req::Props {
-            return Ok(props(size, probe.format_name()));
-        }
-        let layout = Layout::new(
-            size,
-            modifiers.size,
-            modifiers.fit,
-            limits.default_pix,
-            limits.max_pix,
-        )?;
+        Ok(probe)
+    }
+
+    fn describe(probe: &Probe) -> ((u32, u32), &'static str) {
+        ((probe.width, probe.height), probe.format_name())
+    }
+
+    fn draw(
+        &self,
+        bytes: &[u8],
+        probe: Probe,
+        layout: Layout,
+        limits: &ImageConfig,
+    ) -> Result<Drawn, RenderError> {
         let max_bytes = limits.max_source_pixels.saturating_mul(8);
         let decoded =
-            decode::decode(source, &probe, layout.scale(), max_bytes).map_err(unreadable)?;
-        finish::<Self>(
-            decoded.raster,
-            &layout,
-            decoded.reduction,
-            modifiers,
-            limits,
-        )
+            decode::decode(bytes, &probe, layout.scale(), max_bytes).map_err(unreadable)?;
+        Ok(Drawn {
+            raster: decoded.raster,
+            layout,
+            reduction: decoded.reduction,
+        })
     }
 }
 
@@ -127,65 +194,35 @@ impl VectorEngine {
 impl Engine for VectorEngine {
     const NAME: &'static str = "SVG server (svg)";
     const DEFAULT_FORMAT: Format = Format::PngAlpha;
+    type Source = Tree;
 
-    fn render(
+    fn open(&self, bytes: &[u8], _limits: &ImageConfig) -> Result<Tree, RenderError> {
+        self.options.parse(bytes).map_err(unreadable)
+    }
+
+    fn describe(tree: &Tree) -> ((u32, u32), &'static str) {
+        (vector::size(tree), "svg")
+    }
+
+    fn draw(
         &self,
-        source: &[u8],
-        modifiers: &Modifiers,
-        limits: &ImageConfig,
-    ) -> Result<Rendered, RenderError> {
-        let tree = self.options.parse(source).map_err(unreadable)?;
-        let size = vector::size(&tree);
-        if modifiers.req == Req::Props {
-            return Ok(props(size, "svg"));
-        }
-        let layout = Layout::new(
-            size,
-            modifiers.size,
-            modifiers.fit,
-            limits.default_pix,
-            limits.max_pix,
-        )?;
+        _bytes: &[u8],
+        tree: Tree,
+        layout: Layout,
+        _limits: &ImageConfig,
+    ) -> Result<Drawn, RenderError> {
         let raster = vector::render(&tree, &layout).map_err(unreadable)?;
-        let canvas = Layout::covering(layout.canvas);
-        finish::<Self>(raster, &canvas, 1.0, modifiers, limits)
+        // Drawn at the response size already: composed one to one onto the canvas.
+        Ok(Drawn {
+            raster,
+            layout: Layout::covering(layout.canvas),
+            reduction: 1.0,
+        })
     }
 }
 
 fn unreadable(e: String) -> RenderError {
     RenderError::Unreadable(format!("the source cannot be read as an image: {e}"))
-}
-
-fn props((width, height): (u32, u32), format: &str) -> Rendered {
-    Rendered {
-        content_type: "text/plain; charset=utf-8",
-        body: format!("image.width={width}\nimage.height={height}\nimage.format={format}\n")
-            .into_bytes(),
-    }
-}
-
-/// Composes the raster (the layout's source, reduced by `reduction`) onto the response
-/// canvas and encodes it.
-fn finish<E: Engine>(
-    raster: crate::raster::Raster,
-    layout: &Layout,
-    reduction: f64,
-    modifiers: &Modifiers,
-    limits: &ImageConfig,
-) -> Result<Rendered, RenderError> {
-    let format = modifiers.fmt.unwrap_or(E::DEFAULT_FORMAT);
-    let composed = raster
-        .compose(layout, reduction, modifiers.bgc, format.keeps_alpha())
-        .map_err(RenderError::Unreadable)?;
-    let quality = modifiers.qlt.unwrap_or(Quality {
-        value: limits.jpeg_quality,
-        full_chroma: false,
-    });
-    let body = encode::encode(&composed, format, quality).map_err(RenderError::Unreadable)?;
-    Ok(Rendered {
-        content_type: format.content_type(),
-        body,
-    })
 }
 
 /// Counters shown in `/status` and in systemd's status line.
@@ -276,7 +313,7 @@ impl<E: Engine> RenderService<E> {
         let work = tokio::task::spawn_blocking(move || {
             let bytes = std::fs::read(&source.path)
                 .map_err(|e| RenderError::Unreadable(format!("cannot read the source: {e}")))?;
-            engine.render(&bytes, &modifiers, &limits)
+            render(&*engine, &bytes, &modifiers, &limits)
         })
         .await;
         self.stats.busy.fetch_sub(1, Ordering::Relaxed);
