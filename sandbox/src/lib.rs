@@ -105,8 +105,12 @@ impl Sandbox {
 
     /// Copies every unit file (`*.service`, `*.target`, `*.slice`, `*.socket`) of `units_dir`
     /// into the sandbox, points every service's `ExecStart=` at the binary of the same name in
-    /// `bin_dir` (a drop-in `<unit>.d/00-binary.conf`, same arguments), then reloads.
+    /// `bin_dir` (a drop-in `<unit>.d/00-binary.conf`, same arguments), then reloads. A
+    /// relative `bin_dir` is taken from the current directory: systemd wants absolute paths.
     pub fn install_units(&self, units_dir: &Path, bin_dir: &Path) -> Result<()> {
+        let bin_dir = &std::path::absolute(bin_dir).with_context(|| {
+            format!("cannot resolve the binary directory {}", bin_dir.display())
+        })?;
         let read_error = || format!("cannot read the unit directory {}", units_dir.display());
         for entry in fs::read_dir(units_dir).with_context(read_error)? {
             let entry = entry.with_context(read_error)?;
