@@ -2,9 +2,10 @@
 # Throughput, latency and CPU cost of the Image Serving stack against thumbor, on loopback.
 #
 # Workload: a 2000x1333 noisy JPEG (quality 90) resized to 500 px wide, JPEG quality 80,
-# through the Platform Server (keep-alive, as a CDN or proxy in front of it would connect):
+# through the Platform Server:
 #   1. uncached: a Platform Server with IMAGESERVING_PS_CACHE_BYTES=0, so every request is
-#      decoded, resized and encoded by the Image Server;
+#      decoded, resized and encoded by the Image Server; with keep-alive clients (as a CDN or
+#      proxy in front of it would connect) and with `Connection: close` ones;
 #   2. cached: the same request answered from a second Platform Server's cache;
 #   3. thumbor (PyPI, PIL engine, no storage or result storage) on the same image, at its
 #      best on this machine: 2 processes with `Connection: close` (so connections spread over
@@ -174,6 +175,7 @@ measure() { # label concurrency url header groups...
 
 for c in 1 4 16; do
     measure "ours, uncached" "$c" "$OURS" "" "$ps" "$es"
+    measure "ours, uncached, close" "$c" "$OURS" "Connection: close" "$ps" "$es"
     measure "thumbor, 2 procs, close" "$c" "$THUMBOR2" "Connection: close" "$thumbor2"
     measure "thumbor, 1 proc, keep-alive" "$c" "$THUMBOR1" "" "$thumbor1"
     measure "ours, cached" "$c" "$CACHED" "" "$cached"
@@ -183,17 +185,24 @@ sleep 2
 AFTER="ps $(rss_kib "$ps") KiB, es $(rss_kib "$es") KiB, svg $(rss_kib "$svg") KiB"
 cleanup
 
-echo "== ours uncached against thumbor's best: req/s and p99, CPU time per request"
-for c in 1 4 16; do
-    read -r ours _ ours_p99 ours_cpu <<<"${RESULT[ours, uncached,$c]}"
-    read -r a _ a_p99 a_cpu <<<"${RESULT[thumbor, 2 procs, close,$c]}"
-    read -r b _ b_p99 b_cpu <<<"${RESULT[thumbor, 1 proc, keep-alive,$c]}"
-    awk -v c="$c" -v o="$ours" -v op="$ours_p99" -v oc="$ours_cpu" \
-        -v a="$a" -v ap="$a_p99" -v ac="$a_cpu" -v b="$b" -v bp="$b_p99" -v bc="$b_cpu" 'BEGIN {
-        t = a; tp = ap; if (b > a) { t = b; tp = bp }
-        tc = (ac < bc) ? ac : bc
-        printf "c=%-3s %.2fx req/s (ours %.1f, p99 %.1f ms; thumbor %.1f, p99 %.1f ms)   %.2fx less CPU (ours %.2f ms, thumbor %.2f ms)\n", c, o / t, o, op, t, tp, tc / oc, oc, tc }'
-done
+# Prints, for each concurrency, the series LABEL against thumbor's best: req/s and p99, and
+# CPU time per request.
+versus() { # label
+    echo "== $1 against thumbor's best: req/s and p99, CPU time per request"
+    local c ours ours_p99 ours_cpu a a_p99 a_cpu b b_p99 b_cpu
+    for c in 1 4 16; do
+        read -r ours _ ours_p99 ours_cpu <<<"${RESULT[$1,$c]}"
+        read -r a _ a_p99 a_cpu <<<"${RESULT[thumbor, 2 procs, close,$c]}"
+        read -r b _ b_p99 b_cpu <<<"${RESULT[thumbor, 1 proc, keep-alive,$c]}"
+        awk -v c="$c" -v o="$ours" -v op="$ours_p99" -v oc="$ours_cpu" \
+            -v a="$a" -v ap="$a_p99" -v ac="$a_cpu" -v b="$b" -v bp="$b_p99" -v bc="$b_cpu" 'BEGIN {
+            t = a; tp = ap; if (b > a) { t = b; tp = bp }
+            tc = (ac < bc) ? ac : bc
+            printf "c=%-3s %.2fx req/s (ours %.1f, p99 %.1f ms; thumbor %.1f, p99 %.1f ms)   %.2fx less CPU (ours %.2f ms, thumbor %.2f ms)\n", c, o / t, o, op, t, tp, tc / oc, oc, tc }'
+    done
+}
+versus "ours, uncached"
+versus "ours, uncached, close"
 echo "== idle resident memory"
 echo "after start: $IDLE"
 echo "after load:  $AFTER"
