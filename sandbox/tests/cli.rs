@@ -22,12 +22,17 @@ impl Units {
 
     /// `imageserving-sandbox run` with these units, running `script` with sh inside.
     fn run(&self, script: &str) -> Command {
+        self.run_from("/opt/demo", script)
+    }
+
+    /// The same, with the services' binaries in `bin_dir`.
+    fn run_from(&self, bin_dir: &str, script: &str) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_imageserving-sandbox"));
         command
             .arg("run")
             .arg("--units")
             .arg(&self.0)
-            .args(["--bin-dir", "/opt/demo", "--env", "GREETING=hello world"])
+            .args(["--bin-dir", bin_dir, "--env", "GREETING=hello world"])
             .args(["--", "sh", "-c", script]);
         command
     }
@@ -92,6 +97,26 @@ fn runs_the_command_with_the_units_installed_and_passes_its_exit_code_on() {
     );
     assert!(shown.contains("GREETING=hello world"), "{shown}");
     assert_no_sandbox_of(launcher);
+}
+
+#[test]
+fn a_relative_bin_dir_is_taken_from_the_current_directory() {
+    let units = Units::new("relative");
+    let output = units
+        .run_from(
+            "demo-bin",
+            "systemctl show -p ExecStart --value demo.service",
+        )
+        .current_dir(env!("CARGO_TARGET_TMPDIR"))
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{shown}");
+    let expected = format!(
+        "path={}/demo-bin/demo-daemon ;",
+        env!("CARGO_TARGET_TMPDIR")
+    );
+    assert!(shown.contains(&expected), "{shown}");
 }
 
 #[test]
