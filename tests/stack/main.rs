@@ -9,3 +9,4 @@ mod operators;
 mod restarts;
 mod serving;
 mod units;
+mod user;

@@ -8,7 +8,7 @@ use image::{ImageFormat, Rgb, RgbImage};
 use crate::fixture::{COMPONENTS, Stack, unit};
 
 /// A catalog `shop` with one 640x480 PNG, `shoe`.
-fn catalog(name: &str) -> PathBuf {
+pub fn catalog(name: &str) -> PathBuf {
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     let dir = root.join("shop");
     std::fs::create_dir_all(&dir).unwrap();
