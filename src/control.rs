@@ -108,7 +108,8 @@ pub async fn run(action: Action, options: Options) -> Result<ActionReport, Failu
             exit::NOT_RUNNING,
             format!(
                 "cannot restart {component}: the Supervisor ({SUPERVISOR}) is not running; \
-                 start the whole stack with `ImageServing start`"
+                 start the whole stack with `{} start`",
+                options.manager.tool()
             ),
         ));
     }
@@ -227,9 +228,11 @@ fn verify(
         let state = &component.state;
         let wrong = match action {
             Action::Stop => (!state.is_down()).then(|| format!("is still {}", state.summary())),
-            Action::Start | Action::Restart(_) if !state.is_active() => {
-                Some(format!("is {}: {}", state.summary(), component.diagnosis()))
-            }
+            Action::Start | Action::Restart(_) if !state.is_active() => Some(format!(
+                "is {}: {}",
+                state.summary(),
+                component.diagnosis(manager)
+            )),
             Action::Restart(_) => {
                 let old = before
                     .component(component.component)
@@ -319,9 +322,10 @@ async fn waiting_failed(
     Failure::new(
         exit::FAILED,
         format!(
-            "{what} {}; the {} goes on in systemd, follow it with `ImageServing status`",
+            "{what} {}; the {} goes on in systemd, follow it with `{} status`",
             units.join(", "),
-            action.verb()
+            action.verb(),
+            options.manager.tool()
         ),
     )
 }

@@ -29,6 +29,11 @@ pub fn run(cli: &Cli) -> u8 {
     zbus::block_on(async {
         let request = Request::of(&cli.command);
         let action = request.action();
+        let manager = if cli.user {
+            Manager::User
+        } else {
+            Manager::System
+        };
         // Nothing is lost when the tool stops waiting: the jobs belong to systemd.
         let mut signals = match zruntime::SharedRuntime::current()
             .and_then(|rt| Signals::new(&rt, [Signal::Interrupt, Signal::Terminate]))
@@ -39,15 +44,15 @@ pub fn run(cli: &Cli) -> u8 {
                 return report::failure(&failure, cli.json);
             }
         };
-        match select(pin!(dispatch(cli, request)), pin!(signals.recv())).await {
-            Either::Left((code, _)) => code,
-            Either::Right((Ok(Signal::Terminate), _)) => {
-                report::interrupted(action, "SIGTERM", exit::INTERRUPTED_BY_SIGTERM, cli.json)
-            }
-            Either::Right(_) => {
-                report::interrupted(action, "SIGINT", exit::INTERRUPTED_BY_SIGINT, cli.json)
-            }
-        }
+        let (signal, code) =
+            match select(pin!(dispatch(cli, manager, request)), pin!(signals.recv())).await {
+                Either::Left((code, _)) => return code,
+                Either::Right((Ok(Signal::Terminate), _)) => {
+                    ("SIGTERM", exit::INTERRUPTED_BY_SIGTERM)
+                }
+                Either::Right(_) => ("SIGINT", exit::INTERRUPTED_BY_SIGINT),
+            };
+        report::interrupted(action, manager, signal, code, cli.json)
     })
 }
 
@@ -76,12 +81,7 @@ impl Request {
     }
 }
 
-async fn dispatch(cli: &Cli, request: Request) -> u8 {
-    let manager = if cli.user {
-        Manager::User
-    } else {
-        Manager::System
-    };
+async fn dispatch(cli: &Cli, manager: Manager, request: Request) -> u8 {
     match request {
         Request::Act(action) => {
             let options = Options {

@@ -13,7 +13,7 @@ use crate::exit::{self, Failure};
 use crate::journal;
 use crate::stack::{Component, SLICE, SUPERVISOR};
 use crate::status::{ComponentStatus, StackStatus, UnitState};
-use crate::systemd::explain_service_result;
+use crate::systemd::{Manager, explain_service_result};
 
 /// Prints a status report and returns `status`'s exit code.
 pub fn status(status: &StackStatus, json: bool) -> u8 {
@@ -35,8 +35,9 @@ pub fn status(status: &StackStatus, json: bool) -> u8 {
     } else if !status.supervisor.is_active() {
         println!(
             "The Image Serving Supervisor ({SUPERVISOR}) is not running ({}). \
-             Start the stack with `ImageServing start`.",
-            status.supervisor.active_state
+             Start the stack with `{} start`.",
+            status.supervisor.active_state,
+            status.manager.tool()
         );
     } else {
         print!("{}", status_text(status));
@@ -89,7 +90,7 @@ pub fn status_text(status: &StackStatus) -> String {
                 "  {}: {}: {}; see `{}`\n",
                 c.component,
                 c.state.summary(),
-                c.diagnosis(),
+                c.diagnosis(status.manager),
                 journal::command_for(status.manager, &c.state.unit)
             ));
         } else {
@@ -157,12 +158,18 @@ pub fn failure(failure: &Failure, json: bool) -> u8 {
 }
 
 /// Says that the command stopped waiting, not the jobs.
-pub fn interrupted(action: Option<Action>, signal: &str, code: u8, json: bool) -> u8 {
+pub fn interrupted(
+    action: Option<Action>,
+    manager: Manager,
+    signal: &str,
+    code: u8,
+    json: bool,
+) -> u8 {
     let message = match action {
         Some(action) => format!(
-            "interrupted by {signal}: the {} goes on in systemd; follow it with \
-             `ImageServing status`",
-            what(action)
+            "interrupted by {signal}: the {} goes on in systemd; follow it with `{} status`",
+            what(action),
+            manager.tool()
         ),
         None => format!("interrupted by {signal}"),
     };

@@ -114,12 +114,13 @@ impl ComponentStatus {
     }
 
     /// Why the component is not running, in words.
-    pub fn diagnosis(&self) -> String {
+    pub fn diagnosis(&self, manager: Manager) -> String {
         let mut text = format!("{} ({})", explain_service_result(&self.result), self.result);
         if self.start_limit_hit() && self.result != "start-limit-hit" {
             text.push_str(&format!(
                 "; systemd gave up restarting it (start rate limit): fix the cause, then \
-                 `ImageServing restart {}` clears the limit",
+                 `{} restart {}` clears the limit",
+                manager.tool(),
                 self.component
             ));
         }

@@ -15,6 +15,16 @@ pub enum Manager {
     User,
 }
 
+impl Manager {
+    /// The command line an operator types for this manager, as the messages suggest it.
+    pub fn tool(self) -> &'static str {
+        match self {
+            Manager::System => "ImageServing",
+            Manager::User => "ImageServing --user",
+        }
+    }
+}
+
 /// A job systemd returned: its object path identifies it in `JobRemoved`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Job {
@@ -342,7 +352,7 @@ pub fn explain_service_result(result: &str) -> &'static str {
         "protocol" => "it broke the service protocol (for example it never said READY=1)",
         "start-limit-hit" => {
             "it was started too often in a short time and systemd's start rate limit now \
-             blocks it; `ImageServing start` or `restart` clears the limit"
+             blocks it; an operator's start or restart clears the limit"
         }
         "exec-condition" | "condition" => "a start condition of the unit was not met",
         "oom-kill" => "the kernel's out-of-memory killer ended it",

@@ -148,7 +148,8 @@ fn the_commands_drive_a_users_manager_over_the_session_bus() {
     assert_eq!(invocation(&after, "ps"), invocation(&before, "ps"));
 
     user_cli(&stack, &["stop"]).expect(0);
+    // The way back names the user manager's command line.
     user_cli(&stack, &["status"])
         .expect(3)
-        .stdout_says("is not running");
+        .stdout_says("is not running (inactive). Start the stack with `ImageServing --user start`");
 }
