@@ -2,15 +2,17 @@
 
 CARGO ?= cargo
 
-.PHONY: run test lint deb package-test bench bench-control bench-components clean-sandboxes
+.PHONY: run test lint deb package-test bench bench-control bench-components
 
 ## Build everything, start the stack under systemd and show `ImageServing status`.
 run:
+	scripts/install-deps run
 	$(CARGO) build --workspace --locked
 	scripts/run-stack
 
 ## The whole test suite: unit and integration tests, then the Debian package test.
 test:
+	scripts/install-deps test
 	$(CARGO) build --workspace --locked
 	$(CARGO) test --workspace --locked
 	tests/package/run
