@@ -191,13 +191,17 @@ impl Stack {
 
     /// Runs `ImageServing ARGS` inside the sandbox, as an operator on that host would.
     pub fn cli(&self, args: &[&str]) -> Run {
-        let output = self
-            .sandbox
-            .command(env!("CARGO_BIN_EXE_ImageServing"))
-            .args(args)
-            .output()
-            .expect("run ImageServing in the sandbox");
-        Run::from(output)
+        self.run(self.tool().args(args))
+    }
+
+    /// `ImageServing`, to be run inside the sandbox with [`Stack::run`].
+    pub fn tool(&self) -> Command {
+        self.sandbox.command(env!("CARGO_BIN_EXE_ImageServing"))
+    }
+
+    /// Runs `command` to its end.
+    pub fn run(&self, command: &mut Command) -> Run {
+        Run::from(command.output().expect("run ImageServing in the sandbox"))
     }
 
     /// `ImageServing ARGS` run on the host, talking to the sandbox's systemd over its bus

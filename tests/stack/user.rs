@@ -19,45 +19,39 @@ impl UserUnits {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("user-units-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str, text: &str| fs::write(dir.join(name), text).unwrap();
+        write("default.target", "[Unit]\nWants=dbus.socket\n");
+        for target in ["basic.target", "sockets.target", "shutdown.target"] {
+            write(target, "[Unit]\n");
+        }
+        write("dbus.socket", "[Socket]\nListenStream=%t/bus\n");
+        write(
+            "dbus.service",
+            "[Service]\nExecStart=/usr/bin/dbus-daemon --session --address=systemd: \
+             --nofork --nopidfile --systemd-activation\n",
+        );
+        write("imageserving.slice", "[Slice]\n");
         let components: Vec<String> = COMPONENTS.iter().map(|c| unit(c)).collect();
-        let mut files: Vec<(String, String)> = [
-            ("default.target", "[Unit]\nWants=dbus.socket\n"),
-            ("basic.target", "[Unit]\n"),
-            ("sockets.target", "[Unit]\n"),
-            ("shutdown.target", "[Unit]\n"),
-            ("dbus.socket", "[Socket]\nListenStream=%t/bus\n"),
-            (
-                "dbus.service",
-                "[Service]\nExecStart=/usr/bin/dbus-daemon --session --address=systemd: \
-                 --nofork --nopidfile --systemd-activation\n",
-            ),
-            ("imageserving.slice", "[Slice]\n"),
-        ]
-        .map(|(name, text)| (name.to_owned(), text.to_owned()))
-        .into();
-        files.push((
-            SUPERVISOR.to_owned(),
-            format!("[Unit]\nWants={}\n", components.join(" ")),
-        ));
+        write(
+            SUPERVISOR,
+            &format!("[Unit]\nWants={}\n", components.join(" ")),
+        );
         for component in COMPONENTS {
             let order = if component == "ps" {
                 "After=imageserving-es.service imageserving-svg.service\n"
             } else {
                 ""
             };
-            files.push((
-                unit(component),
-                format!(
+            write(
+                &unit(component),
+                &format!(
                     "[Unit]\nPartOf={SUPERVISOR}\n{order}[Service]\nType=notify\n\
                      ExecStart={}/imageserving-{component}\nSlice=imageserving.slice\n\
                      Environment=IMAGESERVING_CATALOG_ROOT={}\n",
                     bin_dir().display(),
                     catalog.display()
                 ),
-            ));
-        }
-        for (name, text) in files {
-            fs::write(dir.join(name), text).unwrap();
+            );
         }
         UserUnits(dir)
     }
@@ -93,19 +87,17 @@ fn start_user_manager(stack: &Stack, units: &UserUnits) {
 
 /// `ImageServing --user ARGS`, in the user manager's session.
 fn user_cli(stack: &Stack, args: &[&str]) -> Run {
-    let output = stack
-        .sandbox
-        .command(env!("CARGO_BIN_EXE_ImageServing"))
-        .arg("--user")
-        .args(args)
-        .env("XDG_RUNTIME_DIR", RUNTIME_DIR)
-        .env(
-            "DBUS_SESSION_BUS_ADDRESS",
-            format!("unix:path={RUNTIME_DIR}/bus"),
-        )
-        .output()
-        .expect("run ImageServing in the sandbox");
-    Run::from(output)
+    stack.run(
+        stack
+            .tool()
+            .arg("--user")
+            .args(args)
+            .env("XDG_RUNTIME_DIR", RUNTIME_DIR)
+            .env(
+                "DBUS_SESSION_BUS_ADDRESS",
+                format!("unix:path={RUNTIME_DIR}/bus"),
+            ),
+    )
 }
 
 fn invocation(status: &serde_json::Value, component: &str) -> String {
