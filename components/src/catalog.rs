@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::percent;
+use crate::http::percent;
 
 /// Source extensions tried, in this order, for an image id without one.
 pub const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "webp", "gif", "tif", "tiff", "svg"];
@@ -88,10 +88,6 @@ pub struct Catalogs {
 impl Catalogs {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Catalogs { root: root.into() }
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 
     /// Finds the source of `/is/image/{catalog}/{image...}`: the id has no extension, the

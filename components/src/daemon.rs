@@ -12,10 +12,10 @@ use tokio::sync::mpsc;
 use crate::allocator;
 use crate::cli::{self, Component};
 use crate::config::Config;
-use crate::listener::{self, Origin};
+use crate::http::listener::{self, Origin};
+use crate::http::server::{self, Handler};
 use crate::platform::PlatformService;
-use crate::renderer::{Engine, RasterEngine, RenderService, VectorEngine};
-use crate::server::{self, Handler};
+use crate::render::{Engine, RasterEngine, RenderService, VectorEngine};
 use crate::systemd;
 
 /// Blocking threads the Platform Server may use for file reads (`/is/content`).

@@ -1,22 +1,25 @@
 //! The Image Serving components: the Platform Server (`imageserving-ps`, the public HTTP
 //! front door), the Image Server (`imageserving-es`, image I/O and processing) and the SVG
 //! server (`imageserving-svg`). Each binary is a thin call into [`daemon::main`].
+//!
+//! By role: [`daemon`] starts one of them; [`http`] is the server they share; [`platform`] is
+//! ps; [`render`] is es and svg; [`protocol`] is the contract between ps and the renderers.
+//! The rest is shared: the catalogs, the modifiers, the configuration and the command line.
 
-pub mod allocator;
-pub mod catalog;
+mod allocator;
+mod catalog;
 pub mod cli;
-pub mod config;
+mod config;
 pub mod daemon;
-pub mod decode;
-pub mod encode;
-pub mod geometry;
-pub mod listener;
-pub mod modifiers;
-pub mod percent;
-pub mod platform;
-pub mod raster;
-pub mod renderer;
-pub mod reply;
-pub mod server;
-pub mod systemd;
-pub mod vector;
+mod http;
+mod modifiers;
+mod platform;
+mod protocol;
+mod render;
+mod systemd;
+
+// The parts that see untrusted input, for the property tests.
+pub use catalog::segments;
+pub use config::Dimensions;
+pub use modifiers::Modifiers;
+pub use render::geometry::Layout;

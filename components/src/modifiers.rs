@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::percent;
+use crate::http::percent;
 
 /// How the response size is asked for. `scl` and `wid`/`hei` cancel each other: whichever
 /// comes later in the URL wins, as in Image Serving.

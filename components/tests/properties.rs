@@ -3,10 +3,7 @@
 
 use std::path::{Component, Path};
 
-use imageserving_components::catalog;
-use imageserving_components::config::Dimensions;
-use imageserving_components::geometry::Layout;
-use imageserving_components::modifiers::Modifiers;
+use imageserving_components::{Dimensions, Layout, Modifiers, segments};
 use proptest::prelude::*;
 
 /// Query-like strings: fragments of real modifiers mixed with arbitrary text.
@@ -36,7 +33,7 @@ proptest! {
 
     #[test]
     fn accepted_paths_stay_below_their_root(raw in "[a-z./%2eEfF5cC0\\\\]{0,40}") {
-        if let Ok(segments) = catalog::segments(&raw) {
+        if let Ok(segments) = segments(&raw) {
             let joined = segments.join("/");
             for c in Path::new(&joined).components() {
                 prop_assert!(matches!(c, Component::Normal(_)), "{raw:?} gave {c:?}");

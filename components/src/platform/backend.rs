@@ -145,7 +145,7 @@ impl Backend {
     /// Asks for the renderer's status lines; returns them with the round-trip time.
     pub async fn status(&self) -> Result<(String, Duration), BackendError> {
         let started = Instant::now();
-        let answer = self.get(crate::renderer::STATUS_PATH).await?;
+        let answer = self.get(crate::protocol::STATUS_PATH).await?;
         if answer.status != StatusCode::OK {
             return Err(self.unavailable(format!("its status page answered {}", answer.status)));
         }

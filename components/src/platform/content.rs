@@ -9,7 +9,7 @@ use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use tokio_util::io::ReaderStream;
 
-use crate::reply::Body;
+use crate::http::reply::Body;
 
 /// A file's bytes, read in chunks as the client takes them.
 struct FileBody {

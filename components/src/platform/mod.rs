@@ -17,16 +17,15 @@ use hyper::body::{Body as _, Incoming};
 use hyper::header::{CACHE_CONTROL, ETAG, HeaderMap, HeaderValue, IF_NONE_MATCH};
 use hyper::{Method, Request, Response, StatusCode};
 
-pub use backend::{Backend, BackendError};
-pub use cache::{CacheStats, Cached, ResponseCache};
+use backend::Backend;
+use cache::{Cached, ResponseCache};
 
 use crate::catalog::{self, Catalogs, PathError, Source, SourceKind};
 use crate::config::Config;
+use crate::http::reply::{self, Body};
+use crate::http::server::Handler;
 use crate::modifiers::Modifiers;
-use crate::percent;
-use crate::renderer::RENDER_PREFIX;
-use crate::reply::{self, Body};
-use crate::server::Handler;
+use crate::protocol;
 
 const IMAGE_PATH: &str = "/is/image";
 const CONTENT_PATH: &str = "/is/content/";
@@ -149,10 +148,7 @@ impl PlatformService {
             SourceKind::Raster => &self.es,
             SourceKind::Vector => &self.svg,
         };
-        let target = format!(
-            "{RENDER_PREFIX}{}?{canonical}",
-            percent::encode_path(&source.relative)
-        );
+        let target = protocol::render_target(&source.relative, &canonical);
         let answer = match backend.get(&target).await {
             Ok(a) => a,
             Err(e) => return (reply::text(e.status(), e.to_string()), Outcome::Other),

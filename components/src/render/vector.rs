@@ -5,8 +5,8 @@ use std::sync::Arc;
 use resvg::tiny_skia::{Pixmap, Transform};
 use resvg::usvg::{ImageHrefResolver, Options, Tree, fontdb};
 
-use crate::geometry::Layout;
-use crate::raster::Raster;
+use super::geometry::Layout;
+use super::raster::Raster;
 
 /// Parsing options shared by every render: system fonts loaded once, and no access to
 /// files the SVG names (an `<image href="/etc/...">` must not read the disk).

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use fast_image_resize::images::Image;
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 
-use crate::geometry::Layout;
+use super::geometry::Layout;
 use crate::modifiers::Color;
 
 /// An 8-bit RGB or RGBA image (straight, not premultiplied, alpha).

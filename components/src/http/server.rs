@@ -20,7 +20,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_io_timeout::TimeoutStream;
 
 use crate::config::HttpConfig;
-use crate::reply::Body;
+use crate::http::reply::Body;
 use crate::systemd::Probe;
 
 /// Largest request head (request line and headers) accepted, in bytes.

@@ -8,9 +8,9 @@ use image::codecs::tiff::TiffEncoder;
 use image::{ExtendedColorType, ImageEncoder};
 use mozjpeg::{ColorSpace, Compress};
 
-use crate::decode::jpeg_guard;
+use super::libjpeg;
+use super::raster::Raster;
 use crate::modifiers::{Format, Quality};
-use crate::raster::Raster;
 
 /// Encodes `raster` (RGB, or RGBA for formats that keep alpha) as `format`.
 pub fn encode(raster: &Raster, format: Format, quality: Quality) -> Result<Vec<u8>, String> {
@@ -45,7 +45,7 @@ pub fn encode(raster: &Raster, format: Format, quality: Quality) -> Result<Vec<u
 /// Baseline JPEG with Huffman tables optimised for the image, libjpeg-turbo's fast path.
 fn jpeg(raster: &Raster, quality: Quality) -> Result<Vec<u8>, String> {
     debug_assert!(!raster.has_alpha);
-    jpeg_guard(|| {
+    libjpeg::guard(|| {
         let mut c = Compress::new(ColorSpace::JCS_RGB);
         c.set_fastest_defaults();
         c.set_size(raster.width as usize, raster.height as usize);

@@ -4,22 +4,22 @@
 //! for as a thumbnail is decoded at 1/2, 1/4 or 1/8 of its size straight away.
 
 use std::io::Cursor;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use image::{ImageFormat, ImageReader, Limits};
 use mozjpeg::{ColorSpace, Decompress};
 
-use crate::raster::Raster;
+use super::libjpeg;
+use super::raster::Raster;
 
 /// A source's format and size, read from its header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Probe {
+pub struct Header {
     pub format: ImageFormat,
     pub width: u32,
     pub height: u32,
 }
 
-impl Probe {
+impl Header {
     pub fn pixels(&self) -> u64 {
         u64::from(self.width) * u64::from(self.height)
     }
@@ -46,13 +46,13 @@ const SUPPORTED: [ImageFormat; 5] = [
 ];
 
 /// Reads only the header of `bytes`.
-pub fn probe(bytes: &[u8]) -> Result<Probe, String> {
+pub fn read_header(bytes: &[u8]) -> Result<Header, String> {
     let format = image::guess_format(bytes)
         .ok()
         .filter(|f| SUPPORTED.contains(f))
         .ok_or("not a JPEG, PNG, WebP, GIF or TIFF image")?;
     let (width, height) = if format == ImageFormat::Jpeg {
-        jpeg_guard(|| {
+        libjpeg::guard(|| {
             let d = Decompress::new_mem(bytes)?;
             Ok((d.width() as u32, d.height() as u32))
         })?
@@ -64,7 +64,7 @@ pub fn probe(bytes: &[u8]) -> Result<Probe, String> {
     if width == 0 || height == 0 {
         return Err("the image has no pixels".into());
     }
-    Ok(Probe {
+    Ok(Header {
         format,
         width,
         height,
@@ -83,15 +83,20 @@ pub struct Decoded {
 /// Decodes the pixels. `scale` is the response's size relative to the source: a JPEG is
 /// decoded at the smallest of 1/8, 1/4, 1/2 or 1 that is still at least that large.
 /// `max_bytes` bounds what a decoder may allocate.
-pub fn decode(bytes: &[u8], probe: &Probe, scale: f64, max_bytes: u64) -> Result<Decoded, String> {
-    if probe.format == ImageFormat::Jpeg {
+pub fn decode(
+    bytes: &[u8],
+    header: &Header,
+    scale: f64,
+    max_bytes: u64,
+) -> Result<Decoded, String> {
+    if header.format == ImageFormat::Jpeg {
         let numerator = jpeg_scale_numerator(scale);
         return Ok(Decoded {
             raster: decode_jpeg(bytes, numerator)?,
             reduction: f64::from(numerator) / 8.0,
         });
     }
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), probe.format);
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), header.format);
     let mut limits = Limits::default();
     limits.max_alloc = Some(max_bytes);
     reader.limits(limits);
@@ -117,7 +122,7 @@ pub fn jpeg_scale_numerator(scale: f64) -> u8 {
 }
 
 fn decode_jpeg(bytes: &[u8], numerator: u8) -> Result<Raster, String> {
-    jpeg_guard(|| {
+    libjpeg::guard(|| {
         let mut d = Decompress::new_mem(bytes)?;
         d.scale(numerator);
         let cmyk = matches!(d.color_space(), ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK);
@@ -149,20 +154,6 @@ fn cmyk_to_rgb(cmyk: &[u8]) -> Vec<u8> {
         );
     }
     rgb
-}
-
-/// libjpeg reports fatal errors by unwinding (mozjpeg's error manager); turn them, and I/O
-/// errors, into messages.
-pub(crate) fn jpeg_guard<T>(f: impl FnOnce() -> std::io::Result<T>) -> Result<T, String> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(panic) => Err(panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-            .unwrap_or_else(|| "the JPEG data is corrupt".to_owned())),
-    }
 }
 
 #[cfg(test)]
@@ -197,8 +188,8 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_an_image() {
-        assert!(probe(b"hello world, not an image").is_err());
-        assert!(probe(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0]).is_err());
-        assert!(probe(b"").is_err());
+        assert!(read_header(b"hello world, not an image").is_err());
+        assert!(read_header(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0]).is_err());
+        assert!(read_header(b"").is_err());
     }
 }

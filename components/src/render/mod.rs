@@ -1,10 +1,6 @@
 //! The internal renderers, the Image Server (es) and the SVG server (svg): one HTTP service
-//! over a bounded pool of render threads, with the engine (raster or vector) plugged in.
-//!
-//! Protocol, spoken by the Platform Server:
-//! `GET /render/{catalog}/{file.ext}?{canonical modifiers}` answers the image (or the
-//! `req=props` text), or a status and a one-line reason; `GET /status` answers `key=value`
-//! lines (version, uptime, counters) that the Platform Server folds into its status page.
+//! over a bounded pool of render threads, with the engine (raster or vector) plugged in. They
+//! answer the Platform Server's requests as [`crate::protocol`] lays them out.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -17,21 +13,23 @@ use hyper::{Method, Request, Response, StatusCode};
 use resvg::usvg::Tree;
 use tokio::sync::Semaphore;
 
+mod decode;
+mod encode;
+pub(crate) mod geometry;
+mod libjpeg;
+mod raster;
+mod vector;
+
 use crate::catalog::{self, Catalogs, PathError};
 use crate::config::{Config, ImageConfig};
-use crate::decode::{self, Probe};
-use crate::encode;
-use crate::geometry::{Layout, TooLarge};
+use crate::http::reply::{self, Body};
+use crate::http::server::Handler;
 use crate::modifiers::{Format, Modifiers, Quality, Req};
-use crate::raster::Raster;
-use crate::reply::{self, Body};
-use crate::server::Handler;
-use crate::vector::{self, SvgOptions};
-
-/// The path prefix of render requests.
-pub const RENDER_PREFIX: &str = "/render/";
-/// The path of the status lines.
-pub const STATUS_PATH: &str = "/status";
+use crate::protocol::{RENDER_PREFIX, STATUS_PATH};
+use decode::Header;
+use geometry::{Layout, TooLarge};
+use raster::Raster;
+use vector::SvgOptions;
 
 /// What a render produced.
 #[derive(Debug)]
@@ -143,33 +141,33 @@ pub struct RasterEngine;
 impl Engine for RasterEngine {
     const NAME: &'static str = "Image Server (es)";
     const DEFAULT_FORMAT: Format = Format::Jpeg;
-    type Source = Probe;
+    type Source = Header;
 
-    fn open(&self, bytes: &[u8], limits: &ImageConfig) -> Result<Probe, RenderError> {
-        let probe = decode::probe(bytes).map_err(unreadable)?;
-        if probe.pixels() > limits.max_source_pixels {
+    fn open(&self, bytes: &[u8], limits: &ImageConfig) -> Result<Header, RenderError> {
+        let header = decode::read_header(bytes).map_err(unreadable)?;
+        if header.pixels() > limits.max_source_pixels {
             return Err(RenderError::TooLarge(format!(
                 "the source is {}x{} pixels, more than max_source_pixels {}",
-                probe.width, probe.height, limits.max_source_pixels
+                header.width, header.height, limits.max_source_pixels
             )));
         }
-        Ok(probe)
+        Ok(header)
     }
 
-    fn describe(probe: &Probe) -> ((u32, u32), &'static str) {
-        ((probe.width, probe.height), probe.format_name())
+    fn describe(header: &Header) -> ((u32, u32), &'static str) {
+        ((header.width, header.height), header.format_name())
     }
 
     fn draw(
         &self,
         bytes: &[u8],
-        probe: Probe,
+        header: Header,
         layout: Layout,
         limits: &ImageConfig,
     ) -> Result<Drawn, RenderError> {
         let max_bytes = limits.max_source_pixels.saturating_mul(8);
         let decoded =
-            decode::decode(bytes, &probe, layout.scale(), max_bytes).map_err(unreadable)?;
+            decode::decode(bytes, &header, layout.scale(), max_bytes).map_err(unreadable)?;
         Ok(Drawn {
             raster: decoded.raster,
             layout,
