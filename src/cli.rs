@@ -6,30 +6,27 @@ use std::time::Duration;
 use clap::builder::PossibleValue;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
+use crate::control::Action;
+use crate::exit;
 use crate::stack::Component;
 
-const AFTER_HELP: &str = "\
-Components:
+/// Shown after the options: what the components are, then the exit codes.
+fn after_help() -> String {
+    format!(
+        "Components:
   ps   Platform Server, the HTTP front door (imageserving-ps.service)
   es   Image Server, image processing; `is` is accepted too (imageserving-es.service)
   svg  SVG server, SVG rendering (imageserving-svg.service)
 The Supervisor is imageserving.target; the components are part of it.
 
-Exit codes (LSB):
-  status:   0 the Supervisor and every component asked about are active
-            3 the Supervisor or a component asked about is not running
-            4 unknown: systemd cannot be reached, or the units are not installed
-  others:   0 done
-            1 a job failed, or a component did not reach the expected state
-            2 invalid arguments
-            4 insufficient privilege (D-Bus or polkit denied the call)
-            5 not installed (a unit file is missing)
-            7 not running (restart of one component while the Supervisor is stopped)
-  any:      130 or 143 when interrupted by SIGINT or SIGTERM (the job goes on in systemd)";
+{}",
+        exit::help()
+    )
+}
 
 /// Start, stop, restart and inspect the Image Serving stack through systemd.
 #[derive(Debug, Parser)]
-#[command(name = "ImageServing", version, after_help = AFTER_HELP)]
+#[command(name = "ImageServing", version, after_help = after_help())]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -71,6 +68,26 @@ pub enum Command {
         /// The one component to report.
         component: Option<Component>,
     },
+}
+
+impl Command {
+    /// The action asked for; `None` for `status`, which only reads.
+    pub(crate) fn action(&self) -> Option<Action> {
+        match *self {
+            Command::Start => Some(Action::Start),
+            Command::Stop => Some(Action::Stop),
+            Command::Restart { component } => Some(Action::Restart(component)),
+            Command::Status { .. } => None,
+        }
+    }
+
+    /// The one component the command names, if any.
+    pub(crate) fn component(&self) -> Option<Component> {
+        match *self {
+            Command::Restart { component } | Command::Status { component } => component,
+            Command::Start | Command::Stop => None,
+        }
+    }
 }
 
 impl ValueEnum for Component {

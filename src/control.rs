@@ -1,14 +1,15 @@
 //! Starting, stopping and restarting the stack: enqueue the jobs, wait for them, then check
-//! that every component really reached the state asked for.
+//! that every component really reached the state asked for. The check reads the units' states
+//! alone, before and after; the whole status only when `--json` prints it.
 
 use std::time::{Duration, Instant};
 
-use crate::exit::{self, Failure};
-use crate::job::{JobWatch, Outcome, WaitError, explain_job_result};
+use crate::exit::{Code, Failure};
+use crate::job::{JobWatch, Outcome, WaitError};
 use crate::journal;
 use crate::stack::{Component, SUPERVISOR};
-use crate::status::{ComponentStatus, StackStatus};
-use crate::systemd::{Job, Manager, Systemd};
+use crate::status::{StackStates, StackStatus, missing_units, read_component};
+use crate::systemd::{Job, JobResult, Manager, Systemd};
 
 /// What the operator asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +61,8 @@ pub struct Options {
     /// Enqueue and return.
     pub no_block: bool,
     pub timeout: Duration,
+    /// Read the whole status afterwards, for the JSON document.
+    pub json: bool,
 }
 
 /// A job and, once it ended, its result.
@@ -67,7 +70,7 @@ pub struct Options {
 pub struct JobReport {
     pub unit: String,
     pub kind: String,
-    pub result: Option<String>,
+    pub result: Option<JobResult>,
 }
 
 /// Something that did not go as asked, about one unit.
@@ -84,8 +87,10 @@ pub struct Problem {
 pub struct ActionReport {
     pub action: Action,
     pub jobs: Vec<JobReport>,
-    /// The stack after the jobs ended; `None` with `--no-block`.
-    pub after: Option<StackStatus>,
+    /// Whether the tool waited for the jobs: not with `--no-block`.
+    pub waited: bool,
+    /// The whole stack after the jobs ended, read for `--json` only.
+    pub status: Option<StackStatus>,
     pub problems: Vec<Problem>,
 }
 
@@ -99,13 +104,13 @@ impl ActionReport {
 pub async fn run(action: Action, options: Options) -> Result<ActionReport, Failure> {
     let deadline = Instant::now() + options.timeout;
     let systemd = Systemd::connect(options.manager).await?;
-    let before = StackStatus::read(&systemd, &Component::ALL).await?;
+    let before = StackStates::read(&systemd).await?;
     check_installed(&before)?;
     if let Action::Restart(Some(component)) = action
         && !before.supervisor.is_active()
     {
         return Err(Failure::new(
-            exit::NOT_RUNNING,
+            Code::SupervisorStopped,
             format!(
                 "cannot restart {component}: the Supervisor ({SUPERVISOR}) is not running; \
                  start the whole stack with `{} start`",
@@ -120,7 +125,7 @@ pub async fn run(action: Action, options: Options) -> Result<ActionReport, Failu
         systemd
             .reset_failed(unit)
             .await
-            .map_err(|e| e.as_part_of(action.verb()))?;
+            .map_err(|e| e.into_part_of(action.verb()))?;
     }
 
     let mut watch = JobWatch::new(&systemd).await?;
@@ -128,9 +133,9 @@ pub async fn run(action: Action, options: Options) -> Result<ActionReport, Failu
     if action == Action::Stop {
         // A component started on its own while the Supervisor was down is not stopped by the
         // Supervisor's stop: stop it by name.
-        for c in &before.components {
-            if !c.state.is_down() && !jobs.iter().any(|j| j.unit == c.state.unit) {
-                let more = watch.enqueue(&c.state.unit, "stop").await?;
+        for (_, state) in &before.components {
+            if !state.is_down() && !jobs.iter().any(|j| j.unit == state.unit) {
+                let more = watch.enqueue(&state.unit, "stop").await?;
                 jobs.extend(more);
             }
         }
@@ -139,7 +144,8 @@ pub async fn run(action: Action, options: Options) -> Result<ActionReport, Failu
         return Ok(ActionReport {
             action,
             jobs: jobs.iter().map(|job| job_report(job, None)).collect(),
-            after: None,
+            waited: false,
+            status: None,
             problems: Vec::new(),
         });
     }
@@ -148,7 +154,7 @@ pub async fn run(action: Action, options: Options) -> Result<ActionReport, Failu
         Ok(outcomes) => outcomes,
         Err(error) => return Err(waiting_failed(&systemd, action, options, error).await),
     };
-    let mut after = StackStatus::read(&systemd, &Component::ALL).await?;
+    let mut after = StackStates::read(&systemd).await?;
     // Another operator's job may still be at work on the same units (ours was merged into it
     // or replaced by it): wait for those too, so the verdict is about where the units end up.
     loop {
@@ -159,34 +165,40 @@ pub async fn run(action: Action, options: Options) -> Result<ActionReport, Failu
         if let Err(error) = watch.wait(&others, deadline).await {
             return Err(waiting_failed(&systemd, action, options, error).await);
         }
-        after = StackStatus::read(&systemd, &Component::ALL).await?;
+        after = StackStates::read(&systemd).await?;
     }
-    let problems = verify(action, options.manager, &before, &after, &outcomes);
+    let problems = verify(action, &systemd, &before, &after, &outcomes).await;
+    let status = if options.json {
+        Some(StackStatus::read(&systemd, &Component::ALL).await?)
+    } else {
+        None
+    };
     Ok(ActionReport {
         action,
         jobs: outcomes
             .iter()
             .map(|o| job_report(&o.job, Some(&o.result)))
             .collect(),
-        after: Some(after),
+        waited: true,
+        status,
         problems,
     })
 }
 
-fn job_report(job: &Job, result: Option<&str>) -> JobReport {
+fn job_report(job: &Job, result: Option<&JobResult>) -> JobReport {
     JobReport {
         unit: job.unit.clone(),
         kind: job.kind.clone(),
-        result: result.map(str::to_string),
+        result: result.cloned(),
     }
 }
 
 /// Every unit of the stack must have a usable unit file.
-fn check_installed(status: &StackStatus) -> Result<(), Failure> {
-    let missing = status.missing_units();
+fn check_installed(states: &StackStates) -> Result<(), Failure> {
+    let missing = missing_units(states.units());
     if !missing.is_empty() {
         return Err(Failure::new(
-            exit::NOT_INSTALLED,
+            Code::NotInstalled,
             format!(
                 "not installed: no unit file for {}; install the imageserving package (or copy \
                  the files of units/ into /etc/systemd/system and reload systemd)",
@@ -194,12 +206,10 @@ fn check_installed(status: &StackStatus) -> Result<(), Failure> {
             ),
         ));
     }
-    let states =
-        std::iter::once(&status.supervisor).chain(status.components.iter().map(|c| &c.state));
-    for state in states {
+    for state in states.units() {
         if state.load_state != "loaded" {
             return Err(Failure::new(
-                exit::NOT_CONFIGURED,
+                Code::NotConfigured,
                 format!(
                     "{} cannot be used: its load state is {}; check the unit file \
                      (`systemctl status {}`) or unmask it",
@@ -212,32 +222,33 @@ fn check_installed(status: &StackStatus) -> Result<(), Failure> {
 }
 
 /// Names each unit that did not reach the state `action` asked for, and why.
-fn verify(
+async fn verify(
     action: Action,
-    manager: Manager,
-    before: &StackStatus,
-    after: &StackStatus,
+    systemd: &Systemd,
+    before: &StackStates,
+    after: &StackStates,
     outcomes: &[Outcome],
 ) -> Vec<Problem> {
+    let manager = systemd.kind();
     let mut problems = Vec::new();
-    let checked: Vec<&ComponentStatus> = match action.component() {
-        Some(component) => after.component(component).into_iter().collect(),
-        None => after.components.iter().collect(),
-    };
-    for component in checked {
-        let state = &component.state;
+    let checked = after
+        .components
+        .iter()
+        .filter(|(c, _)| action.component().is_none_or(|asked| asked == *c));
+    for (component, state) in checked {
         let wrong = match action {
             Action::Stop => (!state.is_down()).then(|| format!("is still {}", state.summary())),
-            Action::Start | Action::Restart(_) if !state.is_active() => Some(format!(
-                "is {}: {}",
-                state.summary(),
-                component.diagnosis(manager)
-            )),
+            Action::Start | Action::Restart(_) if !state.is_active() => {
+                // Why it is down lives in the service's own properties: read them only now.
+                let why = match read_component(systemd, *component).await {
+                    Ok(status) => status.diagnosis(manager),
+                    Err(e) => format!("its properties cannot be read: {e}"),
+                };
+                Some(format!("is {}: {why}", state.summary()))
+            }
             Action::Restart(_) => {
-                let old = before
-                    .component(component.component)
-                    .map(|c| c.state.invocation_id.as_str());
-                (old == Some(state.invocation_id.as_str()))
+                let old = before.component(*component).map(|s| &s.invocation_id);
+                (old == Some(&state.invocation_id))
                     .then(|| "did not restart: it still runs the same invocation".to_string())
             }
             Action::Start => None,
@@ -251,9 +262,8 @@ fn verify(
             problems.push(Problem {
                 unit: state.unit.clone(),
                 message: format!(
-                    "{} ({}) {what}; see `{}`",
-                    component.component.title(),
-                    component.component,
+                    "{} ({component}) {what}; see `{}`",
+                    component.title(),
                     journal::command_for(manager, &state.unit)
                 ),
                 log,
@@ -274,7 +284,7 @@ fn verify(
                 message: format!(
                     "the Supervisor ({SUPERVISOR}) is {}{}",
                     after.supervisor.summary(),
-                    job.map(|o| format!(" (its job: {})", explain_job_result(&o.result)))
+                    job.map(|o| format!(" (its job: {})", o.result.explain()))
                         .unwrap_or_default()
                 ),
                 log: Vec::new(),
@@ -304,15 +314,13 @@ async fn waiting_failed(
             "lost the connection to systemd while waiting for".to_string(),
         ),
     };
-    let states = StackStatus::read(systemd, &Component::ALL).await.ok();
+    let states = StackStates::read(systemd).await.ok();
     let units: Vec<String> = pending
         .iter()
         .map(|job| {
-            let state = states.as_ref().and_then(|s| {
-                std::iter::once(&s.supervisor)
-                    .chain(s.components.iter().map(|c| &c.state))
-                    .find(|state| state.unit == job.unit)
-            });
+            let state = states
+                .as_ref()
+                .and_then(|s| s.units().find(|state| state.unit == job.unit));
             match state {
                 Some(state) => format!("{} ({} job, unit {})", job.unit, job.kind, state.summary()),
                 None => format!("{} ({} job)", job.unit, job.kind),
@@ -320,7 +328,7 @@ async fn waiting_failed(
         })
         .collect();
     Failure::new(
-        exit::FAILED,
+        Code::Failed,
         format!(
             "{what} {}; the {} goes on in systemd, follow it with `{} status`",
             units.join(", "),

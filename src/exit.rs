@@ -1,34 +1,150 @@
-//! Exit codes (LSB, as `systemctl` and `supervisorctl` use them) and the failures that end a
-//! command early.
+//! Exit codes, LSB as `systemctl` and `supervisorctl` use them, and the failures that end a
+//! command early. [`TABLE`] is the one list of codes: the help text, the man pages and the
+//! README's table are all made from it. `status` reports a state while the actions report
+//! what they did, so one number can mean one thing for `status` and another for the actions.
+
+use std::fmt::Write as _;
 
 use crate::systemd;
 
-pub const SUCCESS: u8 = 0;
-/// A job failed, or a component did not reach the expected state.
-pub const FAILED: u8 = 1;
-/// `status`: the Supervisor or a component asked about is not running.
-pub const STATUS_NOT_RUNNING: u8 = 3;
-/// `status`: the manager cannot be reached or the units are not installed.
-pub const STATUS_UNKNOWN: u8 = 4;
-/// The bus or polkit denied the call.
-pub const NO_PRIVILEGE: u8 = 4;
-pub const NOT_INSTALLED: u8 = 5;
-/// A unit is masked or its file is broken.
-pub const NOT_CONFIGURED: u8 = 6;
-/// `restart COMPONENT` while the Supervisor is stopped.
-pub const NOT_RUNNING: u8 = 7;
-pub const INTERRUPTED_BY_SIGINT: u8 = 130;
-pub const INTERRUPTED_BY_SIGTERM: u8 = 143;
+/// The verbs that end with a code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verbs {
+    Status,
+    /// `start`, `stop` and `restart`.
+    Actions,
+    Any,
+}
+
+impl Verbs {
+    fn label(self) -> &'static str {
+        match self {
+            Verbs::Status => "status",
+            Verbs::Actions => "start, stop, restart",
+            Verbs::Any => "any",
+        }
+    }
+}
+
+/// Every way a command ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Code {
+    /// `status`: all is running.
+    Running,
+    /// `status`: something asked about is down.
+    NotRunning,
+    /// `status`: the state cannot be known.
+    Unknown,
+    /// An action did what was asked.
+    Done,
+    Failed,
+    /// clap's own code for a command line it refuses.
+    Usage,
+    NoPrivilege,
+    NotInstalled,
+    NotConfigured,
+    /// `restart COMPONENT` while the Supervisor is stopped: it never starts a lone component.
+    SupervisorStopped,
+    Sigint,
+    Sigterm,
+}
+
+/// Every code, in the order the documentation lists them.
+pub const TABLE: [Code; 12] = [
+    Code::Running,
+    Code::NotRunning,
+    Code::Unknown,
+    Code::Done,
+    Code::Failed,
+    Code::Usage,
+    Code::NoPrivilege,
+    Code::NotInstalled,
+    Code::NotConfigured,
+    Code::SupervisorStopped,
+    Code::Sigint,
+    Code::Sigterm,
+];
+
+impl Code {
+    pub const fn number(self) -> u8 {
+        match self {
+            Code::Running | Code::Done => 0,
+            Code::Failed => 1,
+            Code::Usage => 2,
+            Code::NotRunning => 3,
+            Code::Unknown | Code::NoPrivilege => 4,
+            Code::NotInstalled => 5,
+            Code::NotConfigured => 6,
+            Code::SupervisorStopped => 7,
+            Code::Sigint => 130,
+            Code::Sigterm => 143,
+        }
+    }
+
+    pub const fn verbs(self) -> Verbs {
+        match self {
+            Code::Running | Code::NotRunning | Code::Unknown => Verbs::Status,
+            Code::Sigint | Code::Sigterm => Verbs::Any,
+            _ => Verbs::Actions,
+        }
+    }
+
+    pub const fn meaning(self) -> &'static str {
+        match self {
+            Code::Running => "the Supervisor and every component asked about are active",
+            Code::NotRunning => {
+                "the Supervisor is not running, or a component asked about is not active"
+            }
+            Code::Unknown => "unknown: systemd cannot be reached, or the units are not installed",
+            Code::Done => "done",
+            Code::Failed => {
+                "a job failed or timed out, a component did not reach the expected state, or \
+                 systemd cannot be reached"
+            }
+            Code::Usage => "invalid arguments (unknown command, component or option)",
+            Code::NoPrivilege => "insufficient privilege: D-Bus or polkit denied the call",
+            Code::NotInstalled => "not installed: a unit file is missing (the message names it)",
+            Code::NotConfigured => "not configured: a unit is masked or its file has a bad setting",
+            Code::SupervisorStopped => {
+                "not running: `restart COMPONENT` while the Supervisor is stopped"
+            }
+            Code::Sigint => "interrupted by SIGINT while waiting (the job goes on in systemd)",
+            Code::Sigterm => "interrupted by SIGTERM while waiting (the job goes on in systemd)",
+        }
+    }
+}
+
+/// The exit codes as `--help` and the man pages show them.
+pub fn help() -> String {
+    let mut text = String::from("Exit codes (LSB):");
+    let mut last = None;
+    for code in TABLE {
+        let verbs = code.verbs();
+        let label = if last == Some(verbs) {
+            String::new()
+        } else {
+            format!("{}:", verbs.label())
+        };
+        last = Some(verbs);
+        let _ = write!(
+            text,
+            "\n  {label:<22}{:>3} {}",
+            code.number(),
+            code.meaning()
+        );
+    }
+    text
+}
 
 /// A command that could not do its work: one line that says what happened and what to do.
 #[derive(Debug)]
 pub struct Failure {
-    pub code: u8,
+    pub code: Code,
     pub message: String,
 }
 
 impl Failure {
-    pub fn new(code: u8, message: impl Into<String>) -> Failure {
+    pub fn new(code: Code, message: impl Into<String>) -> Failure {
         Failure {
             code,
             message: message.into(),
@@ -37,7 +153,7 @@ impl Failure {
 
     /// A systemd error met by `status`: the state is then unknown.
     pub fn of_status(error: systemd::Error) -> Failure {
-        Failure::new(STATUS_UNKNOWN, error.to_string())
+        Failure::new(Code::Unknown, error.to_string())
     }
 }
 
@@ -45,9 +161,35 @@ impl Failure {
 impl From<systemd::Error> for Failure {
     fn from(error: systemd::Error) -> Failure {
         let code = match error {
-            systemd::Error::Denied { .. } => NO_PRIVILEGE,
-            systemd::Error::Unreachable { .. } | systemd::Error::Call { .. } => FAILED,
+            systemd::Error::Denied { .. } => Code::NoPrivilege,
+            systemd::Error::Unreachable { .. } | systemd::Error::Call { .. } => Code::Failed,
         };
         Failure::new(code, error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_number_means_one_thing_per_kind_of_verb() {
+        for a in TABLE {
+            for b in TABLE {
+                if a != b && a.number() == b.number() {
+                    assert_ne!(a.verbs(), b.verbs(), "{a:?} and {b:?}");
+                }
+            }
+        }
+    }
+
+    /// The README's table is written by hand for its layout; it must say what the tool does.
+    #[test]
+    fn the_readme_lists_every_code() {
+        let readme = include_str!("../README.md");
+        for code in TABLE {
+            let row = format!("| {} | {} |", code.number(), code.meaning());
+            assert!(readme.contains(&row), "README.md lacks the row `{row}`");
+        }
     }
 }

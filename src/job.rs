@@ -10,21 +10,13 @@ use futures_util::StreamExt;
 use futures_util::future::{Either, select};
 use zbus::OwnedObjectPath;
 
-use crate::systemd::{Error, Job, JobRemovedStream, Systemd};
+use crate::systemd::{Error, Job, JobRemovedStream, JobResult, Systemd};
 
 /// How a job ended.
 #[derive(Clone, Debug)]
 pub struct Outcome {
     pub job: Job,
-    /// systemd's word: `done`, `skipped`, `canceled`, `timeout`, `failed`, `dependency`...
-    pub result: String,
-}
-
-impl Outcome {
-    /// `done` and `skipped` are success; every other result is not.
-    pub fn succeeded(&self) -> bool {
-        matches!(self.result.as_str(), "done" | "skipped")
-    }
+    pub result: JobResult,
 }
 
 /// Why waiting stopped before every job had ended.
@@ -41,7 +33,7 @@ pub struct JobWatch<'a> {
     systemd: &'a Systemd,
     removed: JobRemovedStream,
     /// Results of jobs that ended before anyone waited for them.
-    ended: HashMap<OwnedObjectPath, String>,
+    ended: HashMap<OwnedObjectPath, JobResult>,
 }
 
 impl<'a> JobWatch<'a> {
@@ -95,7 +87,7 @@ impl<'a> JobWatch<'a> {
     ) -> Result<Vec<Outcome>, WaitError> {
         let runtime = zruntime::SharedRuntime::current()
             .map_err(|_| WaitError::Disconnected(jobs.to_vec()))?;
-        let mut outcomes: Vec<Option<String>> = vec![None; jobs.len()];
+        let mut outcomes: Vec<Option<JobResult>> = vec![None; jobs.len()];
         let waiting = async {
             loop {
                 for (job, outcome) in jobs.iter().zip(outcomes.iter_mut()) {
@@ -153,26 +145,8 @@ impl<'a> JobWatch<'a> {
     }
 }
 
-fn record(ended: &mut HashMap<OwnedObjectPath, String>, signal: &crate::systemd::JobRemoved) {
+fn record(ended: &mut HashMap<OwnedObjectPath, JobResult>, signal: &crate::systemd::JobRemoved) {
     if let Ok(args) = signal.args() {
-        ended.insert(args.job.clone(), args.result.clone());
-    }
-}
-
-/// What a job result means, for people.
-pub fn explain_job_result(result: &str) -> &'static str {
-    match result {
-        "done" => "done",
-        "skipped" => "nothing to do",
-        "canceled" => "canceled by another job",
-        "timeout" => "timed out",
-        "failed" => "failed",
-        "dependency" => "a unit it depends on failed",
-        "invalid" => "not applicable to this unit",
-        "assert" => "an assertion of the unit failed",
-        "unsupported" => "not supported by this unit type",
-        "collected" => "garbage-collected before it ran",
-        "once" => "the unit may only run once",
-        _ => "ended with an unusual result",
+        ended.insert(args.job.clone(), JobResult::from(args.result.clone()));
     }
 }

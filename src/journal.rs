@@ -5,7 +5,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::systemd::Manager;
+use crate::systemd::{Manager, UnitResult};
 
 /// How many lines of a failed component's log to show.
 const LINES: &str = "5";
@@ -16,9 +16,8 @@ const FAILURE_RESULT_MESSAGE: &str = "d9b373ed55a64feb8242e02dbe79a49c";
 
 /// A failure systemd logged for a unit.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Failure {
-    /// systemd's result: `signal`, `exit-code`, `watchdog`...
-    pub result: String,
+pub struct PastFailure {
+    pub result: UnitResult,
     pub at: SystemTime,
 }
 
@@ -44,7 +43,7 @@ pub fn last_lines(manager: Manager, unit: &str) -> Vec<String> {
 
 /// The unit's last failure, as systemd logged it; `None` when there is none or the journal
 /// cannot be read.
-pub fn last_failure(manager: Manager, unit: &str) -> Option<Failure> {
+pub fn last_failure(manager: Manager, unit: &str) -> Option<PastFailure> {
     let field = match manager {
         Manager::System => "UNIT",
         Manager::User => "USER_UNIT",
@@ -62,8 +61,8 @@ pub fn last_failure(manager: Manager, unit: &str) -> Option<Failure> {
     )?;
     let entry: serde_json::Value = serde_json::from_str(text.lines().next()?).ok()?;
     let micros: u64 = entry["__REALTIME_TIMESTAMP"].as_str()?.parse().ok()?;
-    Some(Failure {
-        result: entry["UNIT_RESULT"].as_str()?.to_string(),
+    Some(PastFailure {
+        result: UnitResult::from(entry["UNIT_RESULT"].as_str()?.to_string()),
         at: UNIX_EPOCH + Duration::from_micros(micros),
     })
 }

@@ -9,21 +9,21 @@ use tabled::settings::object::Columns;
 use tabled::settings::{Alignment, Style};
 
 use crate::control::{Action, ActionReport, Problem};
-use crate::exit::{self, Failure};
+use crate::exit::{Code, Failure};
 use crate::journal;
 use crate::stack::{Component, SLICE, SUPERVISOR};
 use crate::status::{ComponentStatus, StackStatus, UnitState};
-use crate::systemd::{Manager, explain_service_result};
+use crate::systemd::{JobResult, Manager};
 
 /// Prints a status report and returns `status`'s exit code.
 pub fn status(status: &StackStatus, json: bool) -> u8 {
     let missing = status.missing_units();
     let code = if !missing.is_empty() {
-        exit::STATUS_UNKNOWN
+        Code::Unknown
     } else if status.all_active() {
-        exit::SUCCESS
+        Code::Running
     } else {
-        exit::STATUS_NOT_RUNNING
+        Code::NotRunning
     };
     if json {
         print_json(&StatusDoc::new(status));
@@ -42,7 +42,7 @@ pub fn status(status: &StackStatus, json: bool) -> u8 {
     } else {
         print!("{}", status_text(status));
     }
-    code
+    code.number()
 }
 
 /// The status report as people read it.
@@ -85,7 +85,7 @@ pub fn status_text(status: &StackStatus) -> String {
     out.push_str(&table.to_string());
     out.push('\n');
     for c in &status.components {
-        if !c.state.is_active() && c.result != "success" && !c.result.is_empty() {
+        if !c.state.is_active() && c.result.is_failure() {
             out.push_str(&format!(
                 "  {}: {}: {}; see `{}`\n",
                 c.component,
@@ -100,7 +100,7 @@ pub fn status_text(status: &StackStatus) -> String {
                     c.component,
                     c.restarts.unwrap_or(0),
                     uptime(now.duration_since(failure.at).unwrap_or_default()),
-                    explain_service_result(&failure.result),
+                    failure.result.explain(),
                     failure.result
                 ));
             }
@@ -126,9 +126,9 @@ pub fn status_text(status: &StackStatus) -> String {
 /// Prints what an action did and returns its exit code.
 pub fn action(report: &ActionReport, json: bool) -> u8 {
     let code = if report.succeeded() {
-        exit::SUCCESS
+        Code::Done
     } else {
-        exit::FAILED
+        Code::Failed
     };
     if json {
         print_json(&ActionDoc::new(report));
@@ -140,7 +140,7 @@ pub fn action(report: &ActionReport, json: bool) -> u8 {
             println!("{}", summary(report));
         }
     }
-    code
+    code.number()
 }
 
 /// Prints a failure that ended a command early and returns its exit code.
@@ -148,13 +148,13 @@ pub fn failure(failure: &Failure, json: bool) -> u8 {
     if json {
         print_json(&FailureDoc {
             ok: false,
-            exit_code: failure.code,
+            exit_code: failure.code.number(),
             error: &failure.message,
         });
     } else {
         eprintln!("error: {}", failure.message);
     }
-    failure.code
+    failure.code.number()
 }
 
 /// Says that the command stopped waiting, not the jobs.
@@ -162,7 +162,7 @@ pub fn interrupted(
     action: Option<Action>,
     manager: Manager,
     signal: &str,
-    code: u8,
+    code: Code,
     json: bool,
 ) -> u8 {
     let message = match action {
@@ -193,28 +193,21 @@ fn what(action: Action) -> String {
 }
 
 fn summary(report: &ActionReport) -> String {
-    let Some(after) = &report.after else {
+    if !report.waited {
         let units: Vec<&str> = report.jobs.iter().map(|j| j.unit.as_str()).collect();
         return format!(
             "Queued the {}: jobs for {}.",
             what(report.action),
             units.join(", ")
         );
-    };
-    let names = |components: &[ComponentStatus]| {
-        components
-            .iter()
-            .map(|c| c.component.name())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    }
+    let names = Component::ALL.map(Component::name).join(", ");
     match report.action {
-        Action::Start => format!("Started the stack: {} active.", names(&after.components)),
+        Action::Start => format!("Started the stack: {names} active."),
         Action::Stop => "Stopped the stack: every component is down.".into(),
-        Action::Restart(None) => format!(
-            "Restarted the stack: {} active, each in a new invocation.",
-            names(&after.components)
-        ),
+        Action::Restart(None) => {
+            format!("Restarted the stack: {names} active, each in a new invocation.")
+        }
         Action::Restart(Some(c)) => format!(
             "Restarted {c} ({}): active in a new invocation; the other components kept running.",
             c.unit()
@@ -328,7 +321,7 @@ impl<'a> StatusDoc<'a> {
                 unit: &s.unit,
                 active: s.is_active(),
                 load_state: &s.load_state,
-                active_state: &s.active_state,
+                active_state: s.active_state.as_str(),
                 sub_state: &s.sub_state,
                 uptime_seconds: uptime_seconds(s, now),
             },
@@ -355,7 +348,7 @@ impl<'a> ComponentDoc<'a> {
             title: component.title(),
             unit: &c.state.unit,
             load_state: &c.state.load_state,
-            active_state: &c.state.active_state,
+            active_state: c.state.active_state.as_str(),
             sub_state: &c.state.sub_state,
             pid: c.pid,
             uptime_seconds: uptime_seconds(&c.state, now),
@@ -363,10 +356,10 @@ impl<'a> ComponentDoc<'a> {
             cpu_nsec: c.cpu_nsec,
             tasks: c.tasks,
             restarts: c.restarts,
-            result: &c.result,
+            result: c.result.as_str(),
             start_limit_hit: c.start_limit_hit(),
             last_failure: c.last_failure.as_ref().map(|f| LastFailureDoc {
-                result: &f.result,
+                result: f.result.as_str(),
                 seconds_ago: now.duration_since(f.at).unwrap_or_default().as_secs(),
             }),
             invocation_id: Some(c.state.invocation_id.as_str()).filter(|id| !id.is_empty()),
@@ -416,7 +409,7 @@ impl<'a> ActionDoc<'a> {
                 .map(|j| JobDoc {
                     unit: &j.unit,
                     job: &j.kind,
-                    result: j.result.as_deref(),
+                    result: j.result.as_ref().map(JobResult::as_str),
                 })
                 .collect(),
             problems: report
@@ -428,7 +421,7 @@ impl<'a> ActionDoc<'a> {
                     log: &p.log,
                 })
                 .collect(),
-            status: report.after.as_ref().map(StatusDoc::new),
+            status: report.status.as_ref().map(StatusDoc::new),
         }
     }
 }

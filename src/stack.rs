@@ -60,28 +60,10 @@ impl Component {
             Component::Svg => "imageserving-svg.service",
         }
     }
-
-    /// The component a unit name stands for, if any.
-    pub fn from_unit(unit: &str) -> Option<Component> {
-        Component::ALL.into_iter().find(|c| c.unit() == unit)
-    }
 }
 
 impl fmt::Display for Component {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn units_map_back_to_their_component() {
-        for component in Component::ALL {
-            assert_eq!(Component::from_unit(component.unit()), Some(component));
-        }
-        assert_eq!(Component::from_unit(SUPERVISOR), None);
     }
 }

@@ -1,15 +1,17 @@
 //! The state of the stack as systemd sees it: the Supervisor, each component and the slice's
-//! totals, read with every `GetAll` in flight at once.
+//! totals, read with every `GetAll` in flight at once; or the units' states alone, which is all
+//! an action checks and reads far quicker (systemd reads no cgroup files for them).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::{try_join, try_join_all, try_join3};
 
+use crate::exit::Failure;
 use crate::journal;
 use crate::stack::{Component, SLICE, SUPERVISOR};
 use crate::systemd::{
-    Error, Job, Manager, ServiceProperties, SliceProperties, Systemd, UnitProperties,
-    explain_service_result,
+    ActiveState, Error, Job, Manager, ServiceProperties, SliceProperties, Systemd, UnitProperties,
+    UnitResult,
 };
 
 /// A unit's state.
@@ -18,7 +20,7 @@ pub struct UnitState {
     pub unit: String,
     /// `loaded`, `not-found`, `masked`, `bad-setting`, `error`...
     pub load_state: String,
-    pub active_state: String,
+    pub active_state: ActiveState,
     pub sub_state: String,
     /// When the unit last became active, if it is active.
     pub active_since: Option<SystemTime>,
@@ -30,9 +32,9 @@ pub struct UnitState {
 
 impl UnitState {
     fn from_properties(unit: &str, p: UnitProperties) -> UnitState {
-        let active_state = p.active_state.unwrap_or_default();
+        let active_state = ActiveState::from(p.active_state.unwrap_or_default());
         let active_since = match p.active_enter_timestamp {
-            Some(us) if us > 0 && active_state == "active" => {
+            Some(us) if us > 0 && active_state == ActiveState::Active => {
                 Some(UNIX_EPOCH + Duration::from_micros(us))
             }
             _ => None,
@@ -60,20 +62,20 @@ impl UnitState {
 
     /// `active/running`, or just `inactive` where the sub-state adds nothing.
     pub fn summary(&self) -> String {
-        if self.sub_state.is_empty() || self.sub_state == self.active_state {
-            self.active_state.clone()
+        if self.sub_state.is_empty() || self.sub_state == self.active_state.as_str() {
+            self.active_state.to_string()
         } else {
             format!("{}/{}", self.active_state, self.sub_state)
         }
     }
 
     pub fn is_active(&self) -> bool {
-        self.active_state == "active"
+        self.active_state == ActiveState::Active
     }
 
     /// Neither running nor on its way up or down.
     pub fn is_down(&self) -> bool {
-        matches!(self.active_state.as_str(), "inactive" | "failed")
+        self.active_state.is_down()
     }
 
     pub fn is_installed(&self) -> bool {
@@ -97,11 +99,11 @@ pub struct ComponentStatus {
     pub cpu_nsec: Option<u64>,
     pub tasks: Option<u64>,
     pub restarts: Option<u32>,
-    /// systemd's `Result` of the last run: `success`, `exit-code`, `signal`, `watchdog`...
-    pub result: String,
+    /// How the last run ended.
+    pub result: UnitResult,
     pub status_text: Option<String>,
     /// The last failure systemd recovered from, once looked up in the journal.
-    pub last_failure: Option<journal::Failure>,
+    pub last_failure: Option<journal::PastFailure>,
 }
 
 impl ComponentStatus {
@@ -109,14 +111,14 @@ impl ComponentStatus {
     /// start hit it, or a crash loop used up its restarts. After a crash loop systemd 252 keeps
     /// the crash's own result, so a failed state after automatic restarts is the sign.
     pub fn start_limit_hit(&self) -> bool {
-        self.result == "start-limit-hit"
-            || (self.state.active_state == "failed" && self.restarts.unwrap_or(0) > 0)
+        self.result == UnitResult::StartLimitHit
+            || (self.state.active_state == ActiveState::Failed && self.restarts.unwrap_or(0) > 0)
     }
 
     /// Why the component is not running, in words.
     pub fn diagnosis(&self, manager: Manager) -> String {
-        let mut text = format!("{} ({})", explain_service_result(&self.result), self.result);
-        if self.start_limit_hit() && self.result != "start-limit-hit" {
+        let mut text = format!("{} ({})", self.result.explain(), self.result);
+        if self.start_limit_hit() && self.result != UnitResult::StartLimitHit {
             text.push_str(&format!(
                 "; systemd gave up restarting it (start rate limit): fix the cause, then \
                  `{} restart {}` clears the limit",
@@ -126,6 +128,57 @@ impl ComponentStatus {
         }
         text
     }
+}
+
+/// The states of the Supervisor and every component, without their resource use.
+#[derive(Clone, Debug)]
+pub struct StackStates {
+    pub supervisor: UnitState,
+    /// In the order of [`Component::ALL`].
+    pub components: Vec<(Component, UnitState)>,
+}
+
+impl StackStates {
+    pub async fn read(systemd: &Systemd) -> Result<StackStates, Error> {
+        let (supervisor, components) = try_join(
+            systemd.properties::<UnitProperties>(SUPERVISOR),
+            try_join_all(Component::ALL.map(|c| systemd.properties::<UnitProperties>(c.unit()))),
+        )
+        .await?;
+        Ok(StackStates {
+            supervisor: UnitState::from_properties(SUPERVISOR, supervisor),
+            components: Component::ALL
+                .into_iter()
+                .zip(components)
+                .map(|(c, p)| (c, UnitState::from_properties(c.unit(), p)))
+                .collect(),
+        })
+    }
+
+    pub fn component(&self, component: Component) -> Option<&UnitState> {
+        self.components
+            .iter()
+            .find(|(c, _)| *c == component)
+            .map(|(_, state)| state)
+    }
+
+    /// The Supervisor's state, then every component's.
+    pub fn units(&self) -> impl Iterator<Item = &UnitState> {
+        std::iter::once(&self.supervisor).chain(self.components.iter().map(|(_, s)| s))
+    }
+
+    /// The jobs queued for the Supervisor or a component.
+    pub fn pending_jobs(&self) -> Vec<Job> {
+        self.units().filter_map(|s| s.job.clone()).collect()
+    }
+}
+
+/// The units among `states` that have no unit file.
+pub fn missing_units<'a>(states: impl Iterator<Item = &'a UnitState>) -> Vec<&'a str> {
+    states
+        .filter(|s| !s.is_installed())
+        .map(|s| s.unit.as_str())
+        .collect()
 }
 
 /// The slice's totals over every component.
@@ -148,6 +201,22 @@ pub struct StackStatus {
 }
 
 impl StackStatus {
+    /// What `status` reports: the Supervisor, the slice, `components` and, for each that
+    /// systemd restarted, the failure it recovered from.
+    pub async fn report(
+        manager: Manager,
+        components: &[Component],
+    ) -> Result<StackStatus, Failure> {
+        let systemd = Systemd::connect(manager)
+            .await
+            .map_err(Failure::of_status)?;
+        let mut status = StackStatus::read(&systemd, components)
+            .await
+            .map_err(Failure::of_status)?;
+        status.recall_failures();
+        Ok(status)
+    }
+
     /// Reads the Supervisor, the slice and the named components.
     pub async fn read(systemd: &Systemd, components: &[Component]) -> Result<StackStatus, Error> {
         let (supervisor, slice, components) = try_join3(
@@ -170,7 +239,7 @@ impl StackStatus {
     }
 
     /// Looks up, for each component systemd restarted, the failure it restarted it after.
-    pub fn recall_failures(&mut self) {
+    fn recall_failures(&mut self) {
         for c in &mut self.components {
             if c.restarts.unwrap_or(0) > 0 {
                 c.last_failure = journal::last_failure(self.manager, &c.state.unit);
@@ -178,25 +247,11 @@ impl StackStatus {
         }
     }
 
-    pub fn component(&self, component: Component) -> Option<&ComponentStatus> {
-        self.components.iter().find(|c| c.component == component)
-    }
-
     /// The units that have no unit file, Supervisor first.
     pub fn missing_units(&self) -> Vec<&str> {
-        std::iter::once(&self.supervisor)
-            .chain(self.components.iter().map(|c| &c.state))
-            .filter(|s| !s.is_installed())
-            .map(|s| s.unit.as_str())
-            .collect()
-    }
-
-    /// The jobs queued for the Supervisor or a component.
-    pub fn pending_jobs(&self) -> Vec<Job> {
-        std::iter::once(&self.supervisor)
-            .chain(self.components.iter().map(|c| &c.state))
-            .filter_map(|s| s.job.clone())
-            .collect()
+        missing_units(
+            std::iter::once(&self.supervisor).chain(self.components.iter().map(|c| &c.state)),
+        )
     }
 
     /// The Supervisor and every component read are active.
@@ -205,7 +260,11 @@ impl StackStatus {
     }
 }
 
-async fn read_component(systemd: &Systemd, component: Component) -> Result<ComponentStatus, Error> {
+/// One component's state and resource use.
+pub async fn read_component(
+    systemd: &Systemd,
+    component: Component,
+) -> Result<ComponentStatus, Error> {
     let unit = component.unit();
     let (properties, service) = try_join(
         systemd.properties::<UnitProperties>(unit),
@@ -220,7 +279,7 @@ async fn read_component(systemd: &Systemd, component: Component) -> Result<Compo
         cpu_nsec: available(service.cpu_usage_nsec),
         tasks: available(service.tasks_current),
         restarts: service.n_restarts,
-        result: service.result.unwrap_or_default(),
+        result: UnitResult::from(service.result.unwrap_or_default()),
         status_text: service.status_text.filter(|s| !s.is_empty()),
         last_failure: None,
     })

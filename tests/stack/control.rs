@@ -229,6 +229,21 @@ fn missing_units_are_named() {
 }
 
 #[test]
+fn a_masked_unit_is_not_configured() {
+    let stack = Stack::install();
+    let masked = stack.systemctl(&["mask", &unit("es")]);
+    assert!(masked.status.success(), "{masked:?}");
+    for args in [vec!["start"], vec!["restart"], vec!["stop"]] {
+        let run = stack.cli(&args).expect(6);
+        run.stderr_says("imageserving-es.service");
+        run.stderr_says("masked");
+        run.stderr_says("unmask");
+    }
+    let run = stack.cli(&["start", "--json"]).expect(6);
+    assert_eq!(run.json()["exit_code"], 6);
+}
+
+#[test]
 fn without_a_bus_every_command_fails_cleanly() {
     let bus = "unix:path=/nonexistent/system_bus_socket";
     for (args, code) in [

@@ -1,8 +1,12 @@
 //! The systemd client: a connection to a service manager over D-Bus, the few Manager methods the
 //! tool needs, and unit properties read with one `GetAll` per interface.
 
+mod words;
+
 use serde::de::DeserializeOwned;
 use zbus::{Connection, DBusError, DeserializeDict, OwnedObjectPath, Type, proxy};
+
+pub use words::{ActiveState, JobResult, UnitResult};
 
 const DESTINATION: &str = "org.freedesktop.systemd1";
 
@@ -252,7 +256,7 @@ pub enum Error {
 impl Error {
     /// The same refusal, told as the operator's action: an internal step such as clearing a
     /// failed state is refused because the action it serves is.
-    pub fn as_part_of(self, operator_action: &str) -> Error {
+    pub fn into_part_of(self, operator_action: &str) -> Error {
         match self {
             Error::Denied {
                 unit, by_polkit, ..
@@ -336,29 +340,6 @@ impl std::fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
-
-/// What a service's `Result` property means, for people.
-pub fn explain_service_result(result: &str) -> &'static str {
-    match result {
-        "success" => "it ran without error",
-        "exit-code" => "its process exited with a non-zero status",
-        "signal" => "its process was killed by a signal",
-        "core-dump" => "its process crashed and dumped core",
-        "timeout" => "it did not become ready, or stop, within its timeout",
-        "watchdog" => "it stopped answering the watchdog and was killed",
-        "resources" => {
-            "systemd could not set up its resources (missing binary, directory, user or socket)"
-        }
-        "protocol" => "it broke the service protocol (for example it never said READY=1)",
-        "start-limit-hit" => {
-            "it was started too often in a short time and systemd's start rate limit now \
-             blocks it; an operator's start or restart clears the limit"
-        }
-        "exec-condition" | "condition" => "a start condition of the unit was not met",
-        "oom-kill" => "the kernel's out-of-memory killer ended it",
-        _ => "systemd reported an unusual result",
-    }
-}
 
 #[cfg(test)]
 mod tests {
