@@ -1,9 +1,13 @@
 //! The catalogs on disk: turning URL paths into source files, and making sure no request
 //! reaches a file outside its catalog (`..`, absolute paths, encoded slashes, backslashes,
 //! NUL, symbolic links pointing elsewhere).
+//!
+//! A lookup resolves and stats up to a dozen paths. On a slow or network disk that would stall
+//! every connection an I/O thread serves, so lookups run on tokio's blocking pool.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::http::percent;
@@ -82,17 +86,31 @@ fn segment(raw: &str) -> Result<String, PathError> {
 /// The folder of catalogs.
 #[derive(Debug, Clone)]
 pub struct Catalogs {
-    root: PathBuf,
+    root: Arc<Path>,
 }
 
 impl Catalogs {
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        Catalogs { root: root.into() }
+    pub fn new(root: impl AsRef<Path>) -> Self {
+        Catalogs {
+            root: root.as_ref().into(),
+        }
     }
 
     /// Finds the source of `/is/image/{catalog}/{image...}`: the id has no extension, the
     /// first existing file among [`IMAGE_EXTENSIONS`] is it.
-    pub fn image(&self, segments: &[String]) -> Result<Source, PathError> {
+    pub async fn image(&self, segments: Vec<String>) -> Result<Source, PathError> {
+        let catalogs = self.clone();
+        off_the_io_threads(move || catalogs.find_image(&segments)).await
+    }
+
+    /// Finds the file of `/is/content/{catalog}/{path...}`, or the source a renderer was
+    /// asked for (`relative` as in [`Source::relative`]): the name is used as it is.
+    pub async fn file_at(&self, segments: Vec<String>) -> Result<Source, PathError> {
+        let catalogs = self.clone();
+        off_the_io_threads(move || catalogs.find_file(&segments)).await
+    }
+
+    fn find_image(&self, segments: &[String]) -> Result<Source, PathError> {
         let (dir, id) = self.split(segments)?;
         let base = id.join("/");
         for ext in IMAGE_EXTENSIONS {
@@ -108,9 +126,7 @@ impl Catalogs {
         )))
     }
 
-    /// Finds the file of `/is/content/{catalog}/{path...}`, or the source a renderer was
-    /// asked for (`relative` as in [`Source::relative`]): the name is used as it is.
-    pub fn file_at(&self, segments: &[String]) -> Result<Source, PathError> {
+    fn find_file(&self, segments: &[String]) -> Result<Source, PathError> {
         let (dir, rest) = self.split(segments)?;
         let name = rest.join("/");
         self.file(&dir, &segments[0], &name).map_err(|e| match e {
@@ -162,6 +178,15 @@ impl Catalogs {
             len: meta.len(),
         })
     }
+}
+
+/// Runs a file-system lookup on the blocking pool.
+async fn off_the_io_threads(
+    lookup: impl FnOnce() -> Result<Source, PathError> + Send + 'static,
+) -> Result<Source, PathError> {
+    tokio::task::spawn_blocking(lookup)
+        .await
+        .unwrap_or_else(|e| Err(PathError::NotFound(format!("the lookup failed: {e}"))))
 }
 
 #[cfg(test)]

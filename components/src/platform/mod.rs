@@ -131,7 +131,7 @@ impl PlatformService {
             Ok(m) => m,
             Err(e) => return (reply::text(StatusCode::BAD_REQUEST, e.0), Outcome::Other),
         };
-        let source = match self.catalogs.image(&segments) {
+        let source = match self.catalogs.image(segments).await {
             Ok(s) => s,
             Err(e) => return (path_error(e), Outcome::Other),
         };
@@ -195,7 +195,11 @@ impl PlatformService {
     }
 
     async fn content(&self, rest: &str, headers: &HeaderMap) -> Response<Body> {
-        let source = match catalog::segments(rest).and_then(|s| self.catalogs.file_at(&s)) {
+        let found = match catalog::segments(rest) {
+            Ok(segments) => self.catalogs.file_at(segments).await,
+            Err(e) => Err(e),
+        };
+        let source = match found {
             Ok(s) => s,
             Err(e) => return path_error(e),
         };

@@ -288,7 +288,11 @@ impl<E: Engine> RenderService<E> {
             Ok(m) => m,
             Err(e) => return reply::text(StatusCode::BAD_REQUEST, e.0),
         };
-        let source = match catalog::segments(path).and_then(|s| self.catalogs.file_at(&s)) {
+        let found = match catalog::segments(path) {
+            Ok(segments) => self.catalogs.file_at(segments).await,
+            Err(e) => Err(e),
+        };
+        let source = match found {
             Ok(source) => source,
             Err(PathError::Invalid(m)) => return reply::text(StatusCode::BAD_REQUEST, m),
             Err(PathError::NotFound(m)) => return reply::text(StatusCode::NOT_FOUND, m),
