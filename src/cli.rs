@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::builder::PossibleValue;
-use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::control::Action;
 use crate::exit;
@@ -68,6 +68,33 @@ pub enum Command {
         /// The one component to report.
         component: Option<Component>,
     },
+    /// Show the components' logs from the journal, merged in time order.
+    Logs(LogsArgs),
+}
+
+/// What `logs` shows.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The one component whose log to show.
+    pub component: Option<Component>,
+    /// Keep showing new entries as they are logged.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Show the last N entries.
+    #[arg(short = 'n', long, value_name = "N")]
+    pub lines: Option<u32>,
+    /// Entries from TIME on ("2026-11-30 12:00:00", "today", "-1h": as journalctl reads it).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Entries up to TIME.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Entries of LEVEL and more urgent.
+    #[arg(short, long, value_name = "LEVEL", value_parser = [
+        "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+        "0", "1", "2", "3", "4", "5", "6", "7",
+    ])]
+    pub priority: Option<String>,
 }
 
 impl Command {
@@ -77,15 +104,7 @@ impl Command {
             Command::Start => Some(Action::Start),
             Command::Stop => Some(Action::Stop),
             Command::Restart { component } => Some(Action::Restart(component)),
-            Command::Status { .. } => None,
-        }
-    }
-
-    /// The one component the command names, if any.
-    pub(crate) fn component(&self) -> Option<Component> {
-        match *self {
-            Command::Restart { component } | Command::Status { component } => component,
-            Command::Start | Command::Stop => None,
+            Command::Status { .. } | Command::Logs(_) => None,
         }
     }
 }

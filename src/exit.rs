@@ -13,6 +13,7 @@ pub enum Verbs {
     Status,
     /// `start`, `stop` and `restart`.
     Actions,
+    Logs,
     Any,
 }
 
@@ -21,6 +22,7 @@ impl Verbs {
         match self {
             Verbs::Status => "status",
             Verbs::Actions => "start, stop, restart",
+            Verbs::Logs => "logs",
             Verbs::Any => "any",
         }
     }
@@ -45,22 +47,28 @@ pub enum Code {
     NotConfigured,
     /// `restart COMPONENT` while the Supervisor is stopped: it never starts a lone component.
     SupervisorStopped,
+    Shown,
+    LogsFailed,
+    NoJournalAccess,
     Sigint,
     Sigterm,
 }
 
 /// Every code, in the order the documentation lists them.
-pub const TABLE: [Code; 12] = [
+pub const TABLE: [Code; 15] = [
     Code::Running,
     Code::NotRunning,
     Code::Unknown,
     Code::Done,
     Code::Failed,
-    Code::Usage,
     Code::NoPrivilege,
     Code::NotInstalled,
     Code::NotConfigured,
     Code::SupervisorStopped,
+    Code::Shown,
+    Code::LogsFailed,
+    Code::NoJournalAccess,
+    Code::Usage,
     Code::Sigint,
     Code::Sigterm,
 ];
@@ -68,11 +76,11 @@ pub const TABLE: [Code; 12] = [
 impl Code {
     pub const fn number(self) -> u8 {
         match self {
-            Code::Running | Code::Done => 0,
-            Code::Failed => 1,
+            Code::Running | Code::Done | Code::Shown => 0,
+            Code::Failed | Code::LogsFailed => 1,
             Code::Usage => 2,
             Code::NotRunning => 3,
-            Code::Unknown | Code::NoPrivilege => 4,
+            Code::Unknown | Code::NoPrivilege | Code::NoJournalAccess => 4,
             Code::NotInstalled => 5,
             Code::NotConfigured => 6,
             Code::SupervisorStopped => 7,
@@ -84,7 +92,8 @@ impl Code {
     pub const fn verbs(self) -> Verbs {
         match self {
             Code::Running | Code::NotRunning | Code::Unknown => Verbs::Status,
-            Code::Sigint | Code::Sigterm => Verbs::Any,
+            Code::Shown | Code::LogsFailed | Code::NoJournalAccess => Verbs::Logs,
+            Code::Usage | Code::Sigint | Code::Sigterm => Verbs::Any,
             _ => Verbs::Actions,
         }
     }
@@ -101,15 +110,24 @@ impl Code {
                 "a job failed or timed out, a component did not reach the expected state, or \
                  systemd cannot be reached"
             }
-            Code::Usage => "invalid arguments (unknown command, component or option)",
+            Code::Usage => {
+                "invalid arguments (unknown command, component, option or time), with a hint"
+            }
             Code::NoPrivilege => "insufficient privilege: D-Bus or polkit denied the call",
             Code::NotInstalled => "not installed: a unit file is missing (the message names it)",
             Code::NotConfigured => "not configured: a unit is masked or its file has a bad setting",
             Code::SupervisorStopped => {
                 "not running: `restart COMPONENT` while the Supervisor is stopped"
             }
-            Code::Sigint => "interrupted by SIGINT while waiting (the job goes on in systemd)",
-            Code::Sigterm => "interrupted by SIGTERM while waiting (the job goes on in systemd)",
+            Code::Shown => "shown (also when the reader of the output went away)",
+            Code::LogsFailed => "journalctl cannot be run, or failed",
+            Code::NoJournalAccess => {
+                "no access to the system journal (join `systemd-journal` or `adm`)"
+            }
+            Code::Sigint => {
+                "interrupted by SIGINT (an action's job goes on in systemd; `logs -f` ends so)"
+            }
+            Code::Sigterm => "interrupted by SIGTERM (an action's job goes on in systemd)",
         }
     }
 }

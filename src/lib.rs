@@ -11,6 +11,7 @@ mod control;
 mod exit;
 mod job;
 mod journal;
+mod logs;
 mod report;
 mod stack;
 mod status;
@@ -21,8 +22,8 @@ use std::pin::pin;
 use futures_util::future::{Either, select};
 use zruntime::signal::{Signal, Signals};
 
-use crate::cli::Cli;
-use crate::control::Options;
+use crate::cli::{Cli, Command};
+use crate::control::{Action, Options};
 use crate::exit::{Code, Failure};
 use crate::stack::Component;
 use crate::status::StackStatus;
@@ -52,33 +53,41 @@ pub fn run(cli: &Cli) -> u8 {
             Either::Right((Ok(Signal::Terminate), _)) => ("SIGTERM", Code::Sigterm),
             Either::Right(_) => ("SIGINT", Code::Sigint),
         };
+        if let Command::Logs(_) = cli.command {
+            // How `logs --follow` ends: nothing to report.
+            return code.number();
+        }
         report::interrupted(cli.command.action(), manager, signal, code, cli.json)
     })
 }
 
 async fn dispatch(cli: &Cli, manager: Manager) -> u8 {
-    match cli.command.action() {
-        None => {
-            let components = cli
-                .command
-                .component()
-                .map_or(Component::ALL.to_vec(), |c| vec![c]);
-            match StackStatus::report(manager, &components).await {
+    let action = match &cli.command {
+        Command::Status { component } => {
+            let components = component.map_or(Component::ALL.to_vec(), |c| vec![c]);
+            return match StackStatus::report(manager, &components).await {
                 Ok(status) => report::status(&status, cli.json),
                 Err(failure) => report::failure(&failure, cli.json),
-            }
-        }
-        Some(action) => {
-            let options = Options {
-                manager,
-                no_block: cli.no_block,
-                timeout: cli.timeout,
-                json: cli.json,
             };
-            match control::run(action, options).await {
-                Ok(outcome) => report::action(&outcome, cli.json),
-                Err(failure) => report::failure(&failure, cli.json),
-            }
         }
+        Command::Logs(args) => {
+            return match logs::run(manager, args, cli.json).await {
+                Ok(()) => Code::Shown.number(),
+                Err(failure) => report::failure(&failure, cli.json),
+            };
+        }
+        Command::Start => Action::Start,
+        Command::Stop => Action::Stop,
+        Command::Restart { component } => Action::Restart(*component),
+    };
+    let options = Options {
+        manager,
+        no_block: cli.no_block,
+        timeout: cli.timeout,
+        json: cli.json,
+    };
+    match control::run(action, options).await {
+        Ok(outcome) => report::action(&outcome, cli.json),
+        Err(failure) => report::failure(&failure, cli.json),
     }
 }

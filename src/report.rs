@@ -1,7 +1,8 @@
 //! The printer: the status report and every command's outcome, as text for people on
 //! standard output (problems on standard error) or as one JSON document for machines.
 
-use std::time::{Duration, SystemTime};
+use std::io::{self, Write};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use tabled::builder::Builder;
@@ -10,7 +11,7 @@ use tabled::settings::{Alignment, Style};
 
 use crate::control::{Action, ActionReport, Problem};
 use crate::exit::{Code, Failure};
-use crate::journal;
+use crate::journal::{self, Entry};
 use crate::stack::{Component, SLICE, SUPERVISOR};
 use crate::status::{ComponentStatus, StackStatus, UnitState};
 use crate::systemd::{JobResult, Manager};
@@ -213,6 +214,54 @@ fn summary(report: &ActionReport) -> String {
             c.unit()
         ),
     }
+}
+
+/// Prints one journal entry: a line of time, component and message, or one JSON object.
+pub fn log_entry(out: &mut impl Write, entry: &Entry, json: bool) -> io::Result<()> {
+    let component = entry.component.map_or("-", Component::name);
+    if json {
+        let doc = LogDoc {
+            time: utc(entry.at),
+            timestamp_us: entry
+                .at
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_micros(),
+            component: entry.component.map(Component::name),
+            unit: entry.component.map(Component::unit),
+            priority: entry.priority,
+            pid: entry.pid,
+            message: &entry.message,
+        };
+        // Plain strings and numbers always serialize.
+        writeln!(out, "{}", serde_json::to_string(&doc).unwrap_or_default())
+    } else {
+        writeln!(out, "{}  {component:<3}  {}", utc(entry.at), entry.message)
+    }
+}
+
+/// `2026-11-30T12:00:01.123Z`: UTC, so that lines from different machines compare.
+pub fn utc(at: SystemTime) -> String {
+    let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's days-to-civil algorithm, for the proleptic Gregorian calendar.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60,
+        since.subsec_millis()
+    )
 }
 
 fn or_dash<T: ToString>(value: Option<T>) -> String {
@@ -426,6 +475,18 @@ impl<'a> ActionDoc<'a> {
     }
 }
 
+/// A line of `logs --json`.
+#[derive(Serialize)]
+struct LogDoc<'a> {
+    time: String,
+    timestamp_us: u128,
+    component: Option<&'static str>,
+    unit: Option<&'static str>,
+    priority: Option<u8>,
+    pid: Option<u32>,
+    message: &'a str,
+}
+
 /// What every command prints with `--json` when it could not do its work.
 #[derive(Serialize)]
 struct FailureDoc<'a> {
@@ -455,6 +516,15 @@ mod tests {
         assert_eq!(bytes(12_700), "12.4 KiB");
         assert_eq!(bytes(13_002_342), "12.4 MiB");
         assert_eq!(bytes(3 << 30), "3.0 GiB");
+    }
+
+    #[test]
+    fn times_are_utc_to_the_millisecond() {
+        let at = UNIX_EPOCH + Duration::from_millis(1_796_041_201_123);
+        assert_eq!(utc(at), "2026-11-30T12:20:01.123Z");
+        assert_eq!(utc(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let leap_day = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(utc(leap_day), "2000-02-29T00:00:00.000Z");
     }
 
     #[test]

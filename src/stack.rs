@@ -60,6 +60,11 @@ impl Component {
             Component::Svg => "imageserving-svg.service",
         }
     }
+
+    /// The component a unit name stands for, if any.
+    pub fn from_unit(unit: &str) -> Option<Component> {
+        Component::ALL.into_iter().find(|c| c.unit() == unit)
+    }
 }
 
 impl fmt::Display for Component {

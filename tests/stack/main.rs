@@ -5,6 +5,7 @@ mod control;
 mod faults;
 mod fixture;
 mod hostile;
+mod logs;
 mod operators;
 mod restarts;
 mod serving;

@@ -401,6 +401,10 @@ fn an_outsider_may_look_but_not_touch() {
             .unwrap_or_else(|| panic!("no line for {c}:\n{}", status.stdout));
         assert!(line.contains("active/running"), "{line}");
     }
+    // The components' logs are the system journal's, which outsiders may not read.
+    let logs = operators.cli(Who::Outsider, &["logs"]).expect(4);
+    logs.stderr_says("systemd-journal");
+    assert_eq!(logs.stdout, "");
 }
 
 #[test]

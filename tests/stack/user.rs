@@ -64,11 +64,13 @@ impl Drop for UserUnits {
 }
 
 /// Starts root's user manager as a service of the sandbox's systemd; returns once it is ready.
+/// It is named as on a booted host, `user@0.service`: the journal tells user units apart by
+/// that name in their cgroup's path.
 fn start_user_manager(stack: &Stack, units: &UserUnits) {
     let status = stack
         .sandbox
         .command("systemd-run")
-        .args(["--quiet", "--unit=user-manager", "--property=Type=notify"])
+        .args(["--quiet", "--unit=user@0.service", "--property=Type=notify"])
         .args([
             "--property=Delegate=yes",
             "--property=RuntimeDirectory=user/0",
@@ -81,7 +83,7 @@ fn start_user_manager(stack: &Stack, units: &UserUnits) {
     assert!(
         status.success(),
         "the user manager did not start:\n{}",
-        stack.sandbox.journal("user-manager.service")
+        stack.sandbox.journal("user@0.service")
     );
 }
 
@@ -138,6 +140,9 @@ fn the_commands_drive_a_users_manager_over_the_session_bus() {
     let after = user_cli(&stack, &["status", "--json"]).expect(0).json();
     assert_ne!(invocation(&after, "es"), invocation(&before, "es"));
     assert_eq!(invocation(&after, "ps"), invocation(&before, "ps"));
+    let logs = user_cli(&stack, &["logs", "es", "--lines", "20"]).expect(0);
+    logs.stdout_says("imageserving-es");
+    logs.stdout_says("listening on");
 
     user_cli(&stack, &["stop"]).expect(0);
     // The way back names the user manager's command line.

@@ -1,0 +1,122 @@
+//! `logs`: the stack's journal, read with `journalctl --output=json`, the components merged in
+//! time order, followed live with `--follow`.
+
+use std::io::{self, Write};
+use std::process::Stdio;
+
+use futures_util::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use zruntime::SharedRuntime;
+
+use crate::cli::LogsArgs;
+use crate::exit::{Code, Failure};
+use crate::journal::{Entry, journalctl_command, unit_option};
+use crate::report;
+use crate::stack::Component;
+use crate::systemd::Manager;
+
+/// What journalctl says to a user who may read only their own entries, or none at all.
+const NO_ACCESS: [&str; 2] = [
+    "not seeing messages from other users and the system",
+    "insufficient permissions",
+];
+
+/// Prints the entries `args` asks for; with `--follow`, until interrupted.
+pub async fn run(manager: Manager, args: &LogsArgs, json: bool) -> Result<(), Failure> {
+    if manager == Manager::System {
+        check_access()?;
+    }
+    let mut command = journalctl_command();
+    command.arg("--quiet");
+    let components = args.component.map_or(Component::ALL.to_vec(), |c| vec![c]);
+    for c in components {
+        command.arg(unit_option(manager, c.unit()));
+    }
+    if args.follow {
+        command.arg("--follow");
+    }
+    if let Some(lines) = args.lines {
+        command.arg(format!("--lines={lines}"));
+    }
+    for (option, value) in [("--since", &args.since), ("--until", &args.until)] {
+        if let Some(value) = value {
+            command.arg(format!("{option}={value}"));
+        }
+    }
+    if let Some(level) = &args.priority {
+        command.arg(format!("--priority={level}"));
+    }
+    let runtime = SharedRuntime::current().map_err(cannot_run)?;
+    // The standard streams are set here: a std command gives its settings to nobody.
+    let mut child = zruntime::process::Command::from(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn(&runtime)
+        .map_err(cannot_run)?;
+    let (Some(stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(cannot_run(io::Error::other("its output is not piped")));
+    };
+    let mut lines = BufReader::new(stdout).lines();
+    let mut out = io::stdout().lock();
+    while let Some(line) = futures_util::StreamExt::next(&mut lines).await {
+        let line = line.map_err(cannot_run)?;
+        let Ok(entry) = Entry::parse(&line) else {
+            continue;
+        };
+        match report::log_entry(&mut out, &entry, json).and_then(|()| out.flush()) {
+            Ok(()) => {}
+            // The reader went away (`| head`): that ends the command, and is no error.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(Failure::new(Code::LogsFailed, format!("cannot write: {e}"))),
+        }
+    }
+    let mut complaint = String::new();
+    let _ = stderr.read_to_string(&mut complaint).await;
+    let status = child.status().await.map_err(cannot_run)?;
+    if status.success() {
+        return Ok(());
+    }
+    let complaint = complaint.lines().next().unwrap_or("").trim().to_string();
+    if complaint.contains("Failed to parse") {
+        return Err(Failure::new(
+            Code::Usage,
+            format!(
+                "journalctl refused a time: {complaint}; give --since and --until as \
+                 \"2026-11-30 12:00:00\", \"today\", \"yesterday\" or \"-1h\""
+            ),
+        ));
+    }
+    Err(Failure::new(
+        Code::LogsFailed,
+        format!("journalctl failed ({status}): {complaint}"),
+    ))
+}
+
+/// Refuses early when journalctl would show only the caller's own entries: the components'
+/// are the system's.
+fn check_access() -> Result<(), Failure> {
+    let output = journalctl_command()
+        .arg("--lines=0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(cannot_run)?;
+    let complaint = String::from_utf8_lossy(&output.stderr);
+    if NO_ACCESS.iter().any(|words| complaint.contains(words)) {
+        return Err(Failure::new(
+            Code::NoJournalAccess,
+            "not allowed to read the system journal: run as root, or ask an administrator to \
+             add you to the `systemd-journal` (or `adm`) group",
+        ));
+    }
+    Ok(())
+}
+
+fn cannot_run(e: io::Error) -> Failure {
+    Failure::new(
+        Code::LogsFailed,
+        format!("cannot run journalctl: {e}; is systemd's journalctl installed?"),
+    )
+}
