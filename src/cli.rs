@@ -43,6 +43,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_block: bool,
 
+    /// When to colour the output: `auto` does where the stream is a terminal and NO_COLOR is
+    /// not set.
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
+    pub color: ColorWhen,
+
     /// How long to wait for systemd's jobs, in seconds.
     #[arg(long, global = true, value_name = "SECS", default_value = "90", value_parser = parse_timeout)]
     pub timeout: Duration,
@@ -95,6 +100,26 @@ pub struct LogsArgs {
         "0", "1", "2", "3", "4", "5", "6", "7",
     ])]
     pub priority: Option<String>,
+}
+
+/// `--color`'s values, as other command-line tools spell them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorWhen {
+    /// Makes it the choice of every output stream.
+    pub(crate) fn apply(self) {
+        let choice = match self {
+            ColorWhen::Auto => anstream::ColorChoice::Auto,
+            ColorWhen::Always => anstream::ColorChoice::Always,
+            ColorWhen::Never => anstream::ColorChoice::Never,
+        };
+        choice.write_global();
+    }
 }
 
 impl Command {

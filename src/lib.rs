@@ -31,6 +31,7 @@ use crate::systemd::Manager;
 
 /// Runs one command line to its end and returns the exit code.
 pub fn run(cli: &Cli) -> u8 {
+    cli.color.apply();
     zbus::block_on(async {
         let manager = if cli.user {
             Manager::User

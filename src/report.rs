@@ -4,17 +4,19 @@
 use std::io::{self, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use anstream::{eprintln, print, println};
+use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 use tabled::builder::Builder;
 use tabled::settings::object::Columns;
-use tabled::settings::{Alignment, Style};
+use tabled::settings::Alignment;
 
 use crate::control::{Action, ActionReport, Problem};
 use crate::exit::{Code, Failure};
 use crate::journal::{self, Entry};
 use crate::stack::{Component, SLICE, SUPERVISOR};
 use crate::status::{ComponentStatus, StackStatus, UnitState};
-use crate::systemd::{JobResult, Manager};
+use crate::systemd::{ActiveState, JobResult, Manager};
 
 /// Prints a status report and returns `status`'s exit code.
 pub fn status(status: &StackStatus, json: bool) -> u8 {
@@ -30,7 +32,7 @@ pub fn status(status: &StackStatus, json: bool) -> u8 {
         print_json(&StatusDoc::new(status));
     } else if !missing.is_empty() {
         eprintln!(
-            "error: not installed: no unit file for {}; install the imageserving package",
+            "{ERROR} not installed: no unit file for {}; install the imageserving package",
             missing.join(", ")
         );
     } else if !status.supervisor.is_active() {
@@ -46,17 +48,41 @@ pub fn status(status: &StackStatus, json: bool) -> u8 {
     code.number()
 }
 
+/// `error:` as cargo prints it: bold red where colour is on.
+const ERROR: &str = "\x1b[1;31merror:\x1b[0m";
+
+/// A unit's state as `systemctl status` marks it: its glyph, and the colour of the glyph.
+fn mark(state: &ActiveState) -> (&'static str, Style) {
+    let green = Style::new().bold().fg_color(Some(AnsiColor::Green.into()));
+    let red = Style::new().bold().fg_color(Some(AnsiColor::Red.into()));
+    match state {
+        ActiveState::Active | ActiveState::Activating => ("●", green),
+        ActiveState::Reloading => ("↻", green),
+        ActiveState::Deactivating => ("●", Style::new()),
+        ActiveState::Inactive => ("○", Style::new()),
+        ActiveState::Maintenance => ("○", red),
+        ActiveState::Failed | ActiveState::Other(_) => ("×", red),
+    }
+}
+
+/// The glyph of `state`, in its colour. The standard streams drop the colour where it is off.
+fn marked(state: &ActiveState) -> String {
+    let (glyph, style) = mark(state);
+    format!("{style}{glyph}{style:#}")
+}
+
 /// The status report as people read it.
 pub fn status_text(status: &StackStatus) -> String {
     let now = status.read_at;
     let mut out = format!(
-        "Supervisor  {SUPERVISOR}  {}  up {}\n\n",
+        "{} Supervisor  {SUPERVISOR}  {}  up {}\n\n",
+        marked(&status.supervisor.active_state),
         status.supervisor.summary(),
         or_dash(status.supervisor.uptime(now).map(uptime))
     );
     let mut table = Builder::new();
     table.push_record([
-        "COMPONENT",
+        "  COMPONENT",
         "UNIT",
         "STATE",
         "PID",
@@ -68,7 +94,7 @@ pub fn status_text(status: &StackStatus) -> String {
     ]);
     for c in &status.components {
         table.push_record([
-            c.component.name().to_string(),
+            format!("{} {}", mark(&c.state.active_state).0, c.component.name()),
             c.state.unit.clone(),
             c.state.summary(),
             or_dash(c.pid),
@@ -81,10 +107,18 @@ pub fn status_text(status: &StackStatus) -> String {
     }
     let mut table = table.build();
     table
-        .with(Style::blank())
+        .with(tabled::settings::Style::blank())
         .modify(Columns::new(3..), Alignment::right());
-    out.push_str(&table.to_string());
-    out.push('\n');
+    // The table is laid out plain, so that colour codes do not count as width; each row's
+    // glyph is coloured afterwards.
+    let rendered = table.to_string();
+    let mut rows = rendered.lines();
+    out.extend(rows.next().map(|header| format!("{header}\n")));
+    for (line, c) in rows.zip(&status.components) {
+        let glyph = mark(&c.state.active_state).0;
+        out.push_str(&line.replacen(glyph, &marked(&c.state.active_state), 1));
+        out.push('\n');
+    }
     for c in &status.components {
         if !c.state.is_active() && c.result.is_failure() {
             out.push_str(&format!(
@@ -153,7 +187,7 @@ pub fn failure(failure: &Failure, json: bool) -> u8 {
             error: &failure.message,
         });
     } else {
-        eprintln!("error: {}", failure.message);
+        eprintln!("{ERROR} {}", failure.message);
     }
     failure.code.number()
 }
@@ -178,7 +212,7 @@ pub fn interrupted(
 }
 
 fn print_problem(problem: &Problem) {
-    eprintln!("error: {}", problem.message);
+    eprintln!("{ERROR} {}", problem.message);
     for line in &problem.log {
         eprintln!("    | {line}");
     }

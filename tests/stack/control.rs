@@ -163,6 +163,33 @@ fn status_reports_what_systemd_reports() {
     stack.cli(&["status", "svg"]).expect(3);
     stack.cli(&["status"]).expect(3);
     stack.cli(&["status", "ps"]).expect(0);
+
+    // Marked as systemctl marks them: colour only where asked for or on a terminal.
+    let plain = stack.cli(&["status"]).expect(3).stdout;
+    assert!(!plain.contains('\x1b'), "{plain}");
+    assert!(line_of(&plain, "svg").starts_with(" ○"), "{plain}");
+    assert!(line_of(&plain, "ps").starts_with(" ●"), "{plain}");
+    assert!(plain.starts_with("● Supervisor"), "{plain}");
+    let coloured = stack.cli(&["status", "--color=always"]).expect(3).stdout;
+    let green = line_of(&coloured, "es");
+    assert!(green.contains("\x1b[") && green.contains('●'), "{coloured:?}");
+    let no_color = stack.run(
+        stack
+            .tool()
+            .args(["status", "--color=auto"])
+            .env("NO_COLOR", "1"),
+    );
+    assert!(!no_color.stdout.contains('\x1b'), "{:?}", no_color.stdout);
+    stack.cli(&["status", "--color=sometimes"]).expect(2);
+}
+
+/// The table row of `component` in a status report.
+fn line_of<'a>(report: &'a str, component: &str) -> &'a str {
+    let unit = unit(component);
+    report
+        .lines()
+        .find(|line| line.contains(&unit))
+        .unwrap_or_else(|| panic!("no row for {component}:\n{report}"))
 }
 
 #[test]
