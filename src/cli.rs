@@ -72,6 +72,12 @@ pub enum Command {
     Status {
         /// The one component to report.
         component: Option<Component>,
+        /// Keep showing the status: redrawn when a state changes, and every --interval.
+        #[arg(long)]
+        watch: bool,
+        /// With --watch, how often to read the resource figures, which systemd does not signal.
+        #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_timeout, requires = "watch")]
+        interval: Duration,
     },
     /// Show the components' logs from the journal, merged in time order.
     Logs(LogsArgs),
@@ -187,7 +193,9 @@ mod tests {
         assert!(matches!(
             cli.command,
             Command::Status {
-                component: Some(Component::Svg)
+                component: Some(Component::Svg),
+                watch: false,
+                ..
             }
         ));
     }

@@ -16,6 +16,7 @@ mod report;
 mod stack;
 mod status;
 mod systemd;
+mod watch;
 
 use std::pin::pin;
 
@@ -54,8 +55,8 @@ pub fn run(cli: &Cli) -> u8 {
             Either::Right((Ok(Signal::Terminate), _)) => ("SIGTERM", Code::Sigterm),
             Either::Right(_) => ("SIGINT", Code::Sigint),
         };
-        if let Command::Logs(_) = cli.command {
-            // How `logs --follow` ends: nothing to report.
+        if let Command::Logs(_) | Command::Status { watch: true, .. } = cli.command {
+            // How `logs --follow` and `status --watch` end: nothing to report.
             return code.number();
         }
         report::interrupted(cli.command.action(), manager, signal, code, cli.json)
@@ -64,8 +65,18 @@ pub fn run(cli: &Cli) -> u8 {
 
 async fn dispatch(cli: &Cli, manager: Manager) -> u8 {
     let action = match &cli.command {
-        Command::Status { component } => {
+        Command::Status {
+            component,
+            watch,
+            interval,
+        } => {
             let components = component.map_or(Component::ALL.to_vec(), |c| vec![c]);
+            if *watch {
+                return match watch::run(manager, &components, *interval, cli.json).await {
+                    Ok(()) => Code::Running.number(),
+                    Err(failure) => report::failure(&failure, cli.json),
+                };
+            }
             return match StackStatus::report(manager, &components).await {
                 Ok(status) => report::status(&status, cli.json),
                 Err(failure) => report::failure(&failure, cli.json),

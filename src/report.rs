@@ -1,15 +1,15 @@
 //! The printer: the status report and every command's outcome, as text for people on
 //! standard output (problems on standard error) or as one JSON document for machines.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anstream::{eprintln, print, println};
 use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 use tabled::builder::Builder;
-use tabled::settings::object::Columns;
 use tabled::settings::Alignment;
+use tabled::settings::object::Columns;
 
 use crate::control::{Action, ActionReport, Problem};
 use crate::exit::{Code, Failure};
@@ -69,6 +69,27 @@ fn mark(state: &ActiveState) -> (&'static str, Style) {
 fn marked(state: &ActiveState) -> String {
     let (glyph, style) = mark(state);
     format!("{style}{glyph}{style:#}")
+}
+
+/// One view of `status --watch`: on a terminal the screen is drawn anew; elsewhere each view
+/// follows the last, as one JSON document a line with `--json`.
+pub fn watched(status: &StackStatus, json: bool, interval: Duration) -> io::Result<()> {
+    let mut out = anstream::stdout().lock();
+    if json {
+        // Plain strings and numbers always serialize.
+        let doc = serde_json::to_string(&StatusDoc::new(status)).unwrap_or_default();
+        writeln!(out, "{doc}")?;
+    } else if io::stdout().is_terminal() {
+        write!(
+            out,
+            "\x1b[H\x1b[2J{}\nOn every change, and every {} s. Ctrl-C ends.\n",
+            status_text(status),
+            interval.as_secs()
+        )?;
+    } else {
+        writeln!(out, "{}", status_text(status))?;
+    }
+    out.flush()
 }
 
 /// The status report as people read it.

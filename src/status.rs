@@ -213,7 +213,7 @@ impl StackStatus {
         let mut status = StackStatus::read(&systemd, components)
             .await
             .map_err(Failure::of_status)?;
-        status.recall_failures();
+        status.recall_failures(None);
         Ok(status)
     }
 
@@ -238,12 +238,20 @@ impl StackStatus {
         })
     }
 
-    /// Looks up, for each component systemd restarted, the failure it restarted it after.
-    fn recall_failures(&mut self) {
+    /// Looks up, for each component systemd restarted, the failure it restarted it after;
+    /// from `earlier` where that saw the same number of restarts, without asking the journal.
+    pub fn recall_failures(&mut self, earlier: Option<&StackStatus>) {
         for c in &mut self.components {
-            if c.restarts.unwrap_or(0) > 0 {
-                c.last_failure = journal::last_failure(self.manager, &c.state.unit);
-            }
+            let known = earlier
+                .and_then(|e| e.components.iter().find(|k| k.component == c.component))
+                .filter(|k| k.restarts == c.restarts);
+            c.last_failure = match known {
+                Some(known) => known.last_failure.clone(),
+                None if c.restarts.unwrap_or(0) > 0 => {
+                    journal::last_failure(self.manager, &c.state.unit)
+                }
+                None => None,
+            };
         }
     }
 

@@ -4,7 +4,9 @@
 mod words;
 
 use serde::de::DeserializeOwned;
-use zbus::{Connection, DBusError, DeserializeDict, OwnedObjectPath, Type, proxy};
+use zbus::{
+    Connection, DBusError, DeserializeDict, MatchRule, MessageStream, OwnedObjectPath, Type, proxy,
+};
 
 pub use words::{ActiveState, JobResult, UnitResult};
 
@@ -196,6 +198,27 @@ impl Systemd {
             }
             other => other.map_err(|e| Error::call("reset", unit, e)),
         }
+    }
+
+    /// The `PropertiesChanged` signals of every unit, from now on. systemd sends them only
+    /// while someone is subscribed, so this subscribes.
+    pub async fn unit_changes(&self) -> Result<MessageStream, Error> {
+        let rule = MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .sender(DESTINATION)
+            .interface("org.freedesktop.DBus.Properties")
+            .member("PropertiesChanged")
+            .path_namespace("/org/freedesktop/systemd1/unit")
+            .build()
+            .map_err(|e| Error::call("watch the units of", "the manager", e))?;
+        let changes = MessageStream::for_match_rule(rule, &self.connection, None)
+            .await
+            .map_err(|e| Error::call("watch the units of", "the manager", e))?;
+        self.manager
+            .subscribe()
+            .await
+            .map_err(|e| Error::call("subscribe to", "the manager", e))?;
+        Ok(changes)
     }
 
     /// One `GetAll` of interface `I` on `unit`. Reading a unit's object loads it, so an

@@ -172,7 +172,10 @@ fn status_reports_what_systemd_reports() {
     assert!(plain.starts_with("● Supervisor"), "{plain}");
     let coloured = stack.cli(&["status", "--color=always"]).expect(3).stdout;
     let green = line_of(&coloured, "es");
-    assert!(green.contains("\x1b[") && green.contains('●'), "{coloured:?}");
+    assert!(
+        green.contains("\x1b[") && green.contains('●'),
+        "{coloured:?}"
+    );
     let no_color = stack.run(
         stack
             .tool()

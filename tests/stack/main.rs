@@ -11,3 +11,4 @@ mod restarts;
 mod serving;
 mod units;
 mod user;
+mod watch;
