@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::exit::{Code, Failure};
 use crate::job::{JobWatch, Outcome, WaitError};
 use crate::journal;
+use crate::report::Progress;
 use crate::stack::{Component, SUPERVISOR};
 use crate::status::{StackStates, StackStatus, missing_units, read_component};
 use crate::systemd::{Job, JobResult, Manager, Systemd};
@@ -150,7 +151,13 @@ pub async fn run(action: Action, options: Options) -> Result<ActionReport, Failu
         });
     }
 
-    let outcomes = match watch.wait(&jobs, deadline).await {
+    let mut progress = Progress::on_terminal(&jobs, options.json);
+    let mut shown = |job: &Job, result: &JobResult| {
+        if let Some(progress) = &mut progress {
+            progress.ended(job, result);
+        }
+    };
+    let outcomes = match watch.wait(&jobs, deadline, &mut shown).await {
         Ok(outcomes) => outcomes,
         Err(error) => return Err(waiting_failed(&systemd, action, options, error).await),
     };
@@ -162,7 +169,7 @@ pub async fn run(action: Action, options: Options) -> Result<ActionReport, Failu
         if others.is_empty() {
             break;
         }
-        if let Err(error) = watch.wait(&others, deadline).await {
+        if let Err(error) = watch.wait(&others, deadline, &mut |_, _| {}).await {
             return Err(waiting_failed(&systemd, action, options, error).await);
         }
         after = StackStates::read(&systemd).await?;

@@ -79,11 +79,13 @@ impl<'a> JobWatch<'a> {
         Ok(jobs)
     }
 
-    /// Waits until every one of `jobs` has ended, or `deadline` passes.
+    /// Waits until every one of `jobs` has ended, or `deadline` passes; tells `ended` of each
+    /// job as it ends.
     pub async fn wait(
         &mut self,
         jobs: &[Job],
         deadline: Instant,
+        ended: &mut dyn FnMut(&Job, &JobResult),
     ) -> Result<Vec<Outcome>, WaitError> {
         let runtime = zruntime::SharedRuntime::current()
             .map_err(|_| WaitError::Disconnected(jobs.to_vec()))?;
@@ -93,6 +95,9 @@ impl<'a> JobWatch<'a> {
                 for (job, outcome) in jobs.iter().zip(outcomes.iter_mut()) {
                     if outcome.is_none() {
                         *outcome = self.ended.remove(&job.path);
+                        if let Some(result) = outcome {
+                            ended(job, result);
+                        }
                     }
                 }
                 if outcomes.iter().all(Option::is_some) {

@@ -336,3 +336,36 @@ fn no_block_returns_with_the_jobs_queued() {
         stack.wait_for(&unit(c), "ActiveState", "active", SETTLE);
     }
 }
+
+#[test]
+fn a_terminal_sees_each_component_through_its_restart() {
+    let stack = Stack::install();
+    stack.cli(&["start"]).expect(0);
+    let tool = env!("CARGO_BIN_EXE_ImageServing");
+    // `script` gives the tool a terminal, and prints what the terminal showed.
+    let on_terminal = |command: &str| {
+        let command = command.replace("TOOL", &format!("'{tool}'"));
+        stack.run(
+            stack
+                .sandbox
+                .command("script")
+                .args(["-qec", &command, "/dev/null"]),
+        )
+    };
+    let run = on_terminal("TOOL restart");
+    for c in COMPONENTS {
+        let shown = format!("{c:<4} ready in ");
+        assert!(
+            run.stdout.contains(&shown),
+            "no {shown:?} in {:?}",
+            run.stdout
+        );
+    }
+    assert!(run.stdout.contains("restarting…"), "{:?}", run.stdout);
+    run.stdout_says("Restarted the stack");
+    // Nothing extra where standard error is not a terminal, or with --json.
+    let run = on_terminal("TOOL restart es 2>&1 | cat");
+    assert!(!run.stdout.contains("restarting…"), "{:?}", run.stdout);
+    let run = on_terminal("TOOL restart es --json");
+    assert!(!run.stdout.contains("restarting…"), "{:?}", run.stdout);
+}
