@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::exit::{Code, Failure};
 use crate::job::{JobWatch, Outcome, WaitError};
 use crate::journal;
-use crate::report::Progress;
+use crate::progress::Progress;
 use crate::stack::{Component, SUPERVISOR};
 use crate::status::{StackStates, StackStatus, missing_units, read_component};
 use crate::systemd::{Job, JobResult, Manager, Systemd};

@@ -12,6 +12,7 @@ mod exit;
 mod job;
 mod journal;
 mod logs;
+mod progress;
 mod report;
 mod stack;
 mod status;
