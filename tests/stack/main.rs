@@ -6,7 +6,6 @@ mod faults;
 mod fixture;
 mod hostile;
 mod operators;
-mod restarts;
 mod serving;
 mod units;
 mod user;
