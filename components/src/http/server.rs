@@ -6,10 +6,10 @@
 //! The drain: on SIGTERM the loop stops accepting at once, so that connections still queued
 //! stay in systemd's listening socket for the next instance. For the drain window the open
 //! connections are still served, and every answer carries `Connection: close` (RFC 9112
-//! section 9.6): a client learns of the close with a response instead of meeting it with its next
-//! request. A connection closes after such an answer, or once it was idle the whole window.
-//! hyper's own graceful shutdown closes idle connections at once, which races with a client
-//! sending its next request on one.
+//! section 9.6): a client learns of the close from an answer instead of meeting it with its
+//! next request. A connection closes after such an answer, or once it was idle the whole
+//! window. hyper's own graceful shutdown closes idle connections at once, which races with a
+//! client sending its next request on one.
 
 use std::convert::Infallible;
 use std::future::Future;
