@@ -244,10 +244,12 @@ impl Connection {
             .nth(1)
             .is_some_and(|code| code.starts_with('2'))
         {
-            let body = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+            // On one line: the status document's reason is in its `*.error=` lines.
+            let body = String::from_utf8_lossy(&body[..body.len().min(2000)]).into_owned();
+            let body: Vec<&str> = body.lines().collect();
             return Err(Failure {
                 stage: Stage::Status,
-                message: format!("{status_line}: {}", body.trim()),
+                message: format!("{status_line}: {}", body.join("; ")),
             });
         }
         Ok(keep)
