@@ -133,12 +133,13 @@ impl Backend {
         let exchange = async {
             let response = match self.client.request(self.request(path_and_query)?).await {
                 Ok(response) => response,
-                // The pooled connection closed before an answer came: the renderer is
-                // draining or restarting. hyper retries on its own only a request it never
-                // wrote (`retry_canceled_requests`), not one the renderer closed its
-                // connection under, between two requests. A GET is idempotent: once more,
-                // on a connection of its own, which waits in systemd's socket for a
-                // restarting renderer.
+                // The connection closed before an answer came: a pooled one the renderer
+                // closed as it drained, between two requests. hyper retries on its own only
+                // a request it never wrote (`retry_canceled_requests`), not one that met
+                // that close. A GET is idempotent: once more, on a connection of its own,
+                // which waits in systemd's socket for a restarting renderer. (The client
+                // does not say whether the connection was pooled; a new one that failed so
+                // is retried once too.)
                 Err(e) if !e.is_connect() => self
                     .fresh
                     .request(self.request(path_and_query)?)
