@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run test lint deb package-test bench bench-control bench-components
+.PHONY: run test lint deb package-test bench bench-control bench-components bench-restarts
 
 ## Build everything, start the stack under systemd and show `ImageServing status`.
 run:
@@ -30,10 +30,15 @@ package-test:
 	tests/package/run
 
 ## Benchmarks (on demand, never in CI): each prints its ratio against a named baseline.
-bench: bench-control bench-components
+bench: bench-control bench-components bench-restarts
 
 bench-control:
 	$(CARGO) bench --locked -p imageserving --bench control
 
 bench-components:
 	components/bench/run.sh
+
+## Restarts of es, ps, svg and the whole stack under load: failures and latency per cell.
+bench-restarts:
+	$(CARGO) build --workspace --locked
+	scripts/bench-restarts

@@ -81,6 +81,9 @@ pub struct HttpConfig {
     pub write_timeout: u64,
     /// Seconds in-flight requests get to finish after SIGTERM.
     pub shutdown_timeout: u64,
+    /// Seconds open connections are still served after SIGTERM, each answer closing its
+    /// connection; at most `shutdown_timeout`.
+    pub drain_window: u64,
     /// Seconds between two `STATUS=` updates sent to systemd.
     pub status_interval: u64,
 }
@@ -117,6 +120,7 @@ impl Default for Config {
                 header_timeout: 10,
                 write_timeout: 30,
                 shutdown_timeout: 30,
+                drain_window: 1,
                 status_interval: 5,
             },
         }
@@ -132,6 +136,9 @@ impl HttpConfig {
     }
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout)
+    }
+    pub fn drain_window(&self) -> Duration {
+        Duration::from_secs(self.drain_window)
     }
     pub fn status_interval(&self) -> Duration {
         Duration::from_secs(self.status_interval)
@@ -324,6 +331,15 @@ impl Config {
         positive("http.header_timeout", self.http.header_timeout)?;
         positive("http.write_timeout", self.http.write_timeout)?;
         positive("http.status_interval", self.http.status_interval)?;
+        if self.http.drain_window > self.http.shutdown_timeout {
+            return Err((
+                "http.drain_window".into(),
+                format!(
+                    "must be at most http.shutdown_timeout ({} s), which bounds the whole shutdown",
+                    self.http.shutdown_timeout
+                ),
+            ));
+        }
         Ok(())
     }
 }
@@ -483,7 +499,7 @@ mod tests {
     #[test]
     fn errors_name_the_key_on_one_line() {
         type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
-        let cases: [Case; 7] = [
+        let cases: [Case; 8] = [
             (
                 "[es]\nlisten = \"nowhere\"\n",
                 &[],
@@ -502,6 +518,11 @@ mod tests {
             ),
             ("[image]\nmax_pix = \"big\"\n", &[], "key `image.max_pix`"),
             ("es = 3\n", &[], "key `es`: must be a section"),
+            (
+                "[http]\nshutdown_timeout = 2\ndrain_window = 3\n",
+                &[],
+                "key `http.drain_window`: must be at most",
+            ),
             (
                 "",
                 &[("IMAGESERVING_PS_LISTEN", "x")],

@@ -291,3 +291,79 @@ fn a_renderer_that_is_down_is_named_in_a_503() {
     stack.launch("es");
     stack.wait_until(|s| s.get("/is/image/cat/photo?wid=12").status == 200);
 }
+
+/// Reads one answer from a keep-alive connection: its head (lower-case header names) and body.
+fn read_answer(reader: &mut std::io::BufReader<std::net::TcpStream>) -> (String, Vec<u8>) {
+    use std::io::BufRead;
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        assert_ne!(reader.read_line(&mut line).unwrap(), 0, "closed in: {head}");
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line.to_ascii_lowercase());
+    }
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no content-length in: {head}"));
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    (head, body)
+}
+
+#[test]
+fn on_sigterm_open_connections_are_served_with_connection_close_then_closed() {
+    let mut stack = Stack::prepare(&[("IMAGESERVING_HTTP_DRAIN_WINDOW", "5")]);
+    stack.launch("es");
+    wait_for(
+        || common::get(stack.es, "/status").status == 200,
+        "es to answer",
+    );
+    let open = || {
+        let stream = std::net::TcpStream::connect(stack.es).unwrap();
+        stream.set_read_timeout(Some(common::DEADLINE)).unwrap();
+        std::io::BufReader::new(stream)
+    };
+    let request = b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n";
+    let (mut busy, mut idle) = (open(), open());
+    for connection in [&mut busy, &mut idle] {
+        connection.get_mut().write_all(request).unwrap();
+        let (head, _) = read_answer(connection);
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(!head.contains("connection: close"), "{head}");
+    }
+
+    let es = &mut stack.daemons[0];
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(es.child.id() as i32, libc::SIGTERM) };
+    // It stops accepting at once (here nothing holds its socket, so new clients are refused)...
+    wait_for(
+        || std::net::TcpStream::connect(stack.es).is_err(),
+        "es to stop accepting",
+    );
+    // ...but answers a request on an open connection, announcing the close.
+    busy.get_mut().write_all(request).unwrap();
+    let (head, body) = read_answer(&mut busy);
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    assert!(String::from_utf8_lossy(&body).contains("name=Image Server (es)"));
+    assert_eq!(
+        busy.read(&mut [0; 1]).unwrap(),
+        0,
+        "closed after that answer"
+    );
+    // A connection idle for the whole window is closed at its end, then the daemon exits.
+    assert_eq!(idle.read(&mut [0; 1]).unwrap(), 0, "idle connection closed");
+    let mut status = None;
+    wait_for(
+        || {
+            status = es.child.try_wait().unwrap();
+            status.is_some()
+        },
+        "es to exit",
+    );
+    assert!(status.unwrap().success(), "{status:?}");
+}

@@ -7,7 +7,6 @@ mod fixture;
 mod hostile;
 mod logs;
 mod operators;
-mod restarts;
 mod serving;
 mod units;
 mod user;

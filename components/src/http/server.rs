@@ -1,7 +1,15 @@
 //! The HTTP/1.1 server loop shared by the three daemons, with the limits that keep a
 //! hostile client from exhausting it: a connection cap, a deadline for request headers
 //! (slow-loris, also the keep-alive idle time), bounded header size and count, a deadline
-//! for stalled writes, and graceful shutdown that lets in-flight requests finish.
+//! for stalled writes, and a drain at shutdown that loses no request.
+//!
+//! The drain: on SIGTERM the loop stops accepting at once, so that connections still queued
+//! stay in systemd's listening socket for the next instance. For the drain window the open
+//! connections are still served, and every answer carries `Connection: close` (RFC 9112
+//! section 9.6): a client learns of the close from an answer instead of meeting it with its
+//! next request. A connection closes after such an answer, or once it was idle the whole
+//! window. hyper's own graceful shutdown closes idle connections at once, which races with a
+//! client sending its next request on one.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -10,14 +18,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
+use hyper::header::{CONNECTION, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_io_timeout::TimeoutStream;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::HttpConfig;
 use crate::http::reply::Body;
@@ -37,8 +46,9 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = Response<Body>> + Send;
 }
 
-/// Serves `listener` until `shutdown` completes, then stops accepting and waits up to the
-/// configured shutdown timeout for open requests. Answers watchdog probes meanwhile.
+/// Serves `listener` until `shutdown` completes, then stops accepting and drains the open
+/// connections (see the module's doc), all within the configured shutdown timeout. Answers
+/// watchdog probes meanwhile.
 pub async fn serve<H: Handler>(
     listener: TcpListener,
     http: &HttpConfig,
@@ -48,7 +58,7 @@ pub async fn serve<H: Handler>(
     shutdown: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(max_connections));
-    let graceful = GracefulShutdown::new();
+    let draining = CancellationToken::new();
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -56,6 +66,7 @@ pub async fn serve<H: Handler>(
         .max_buf_size(MAX_HEAD_BYTES)
         .max_headers(MAX_HEADERS);
     let write_timeout = http.write_timeout();
+    let drain_window = http.drain_window();
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -79,21 +90,48 @@ pub async fn serve<H: Handler>(
         let mut stream = TimeoutStream::new(stream);
         stream.set_write_timeout(Some(write_timeout));
         let handler = handler.clone();
+        let announce_close = draining.clone();
         let service = service_fn(move |request| {
-            let handler = handler.clone();
-            async move { Ok::<_, Infallible>(handler.handle(request, peer).await) }
+            let (handler, announce_close) = (handler.clone(), announce_close.clone());
+            async move {
+                let mut response = handler.handle(request, peer).await;
+                // hyper closes the connection once this answer is written.
+                if announce_close.is_cancelled() {
+                    response
+                        .headers_mut()
+                        .insert(CONNECTION, HeaderValue::from_static("close"));
+                }
+                Ok::<_, Infallible>(response)
+            }
         });
         let connection = builder.serve_connection(TokioIo::new(Box::pin(stream)), service);
-        let connection = graceful.watch(connection);
+        let draining = draining.clone();
         tokio::spawn(async move {
             // Errors here are the client's (reset, timeout, malformed request): hyper has
             // answered what could be answered.
-            let _ = connection.await;
+            tokio::pin!(connection);
+            let closed = tokio::select! {
+                _ = connection.as_mut() => true,
+                () = draining.cancelled() => false,
+            };
+            if !closed
+                && tokio::time::timeout(drain_window, connection.as_mut())
+                    .await
+                    .is_err()
+            {
+                // Idle the whole window, or still busy with a request: it may finish that
+                // one, and takes no other.
+                connection.as_mut().graceful_shutdown();
+                let _ = connection.await;
+            }
             drop(slot);
         });
     }
     drop(listener);
-    let _ = tokio::time::timeout(http.shutdown_timeout(), graceful.shutdown()).await;
+    draining.cancel();
+    // Every connection holds a slot until it is closed.
+    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(http.shutdown_timeout(), slots.acquire_many(all)).await;
 }
 
 async fn accept(

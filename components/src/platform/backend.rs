@@ -1,5 +1,6 @@
 //! The Platform Server's client for the renderers: pooled keep-alive HTTP/1.1 connections,
-//! a deadline per request, and errors that name the component that failed.
+//! a deadline per request, one retry when a connection closes under a request, and errors
+//! that name the component that failed.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -12,6 +13,13 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+/// How long the status document waits for a renderer's status. A restart keeps new
+/// connections waiting in the socket systemd holds for the drain window (1 s by default) and
+/// the start (about 250 ms): this covers it, with room for a loaded machine, and still
+/// answers a health checker in seconds when a renderer is really down or hung, where
+/// `ps.backend_timeout` (30 s) would leave it waiting.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A renderer as the Platform Server sees it.
 pub struct Backend {
     /// Human name, e.g. "Image Server (es)".
@@ -20,6 +28,8 @@ pub struct Backend {
     pub status_prefix: &'static str,
     pub address: SocketAddr,
     client: Client<HttpConnector, Empty<Bytes>>,
+    /// Never reuses a connection: for the retry.
+    fresh: Client<HttpConnector, Empty<Bytes>>,
     timeout: Duration,
     max_body: usize,
 }
@@ -94,29 +104,49 @@ impl Backend {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(idle)
             .pool_max_idle_per_host(64)
+            .build(connector.clone());
+        let fresh = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
             .build(connector);
         Backend {
             name,
             status_prefix,
             address,
             client,
+            fresh,
             timeout,
             max_body,
         }
     }
 
-    /// GETs `path_and_query` (already percent-encoded) and reads the whole answer.
+    /// GETs `path_and_query` (already percent-encoded) and reads the whole answer, within
+    /// `ps.backend_timeout`.
     pub async fn get(&self, path_and_query: &str) -> Result<Answer, BackendError> {
-        let uri = format!("http://{}{path_and_query}", self.address);
-        let request = Request::get(uri)
-            .body(Empty::new())
-            .map_err(|e| self.failed(&e))?;
+        self.get_within(path_and_query, self.timeout).await
+    }
+
+    async fn get_within(
+        &self,
+        path_and_query: &str,
+        timeout: Duration,
+    ) -> Result<Answer, BackendError> {
         let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| self.failed(&e))?;
+            let response = match self.client.request(self.request(path_and_query)?).await {
+                Ok(response) => response,
+                // The connection closed before an answer came: a pooled one the renderer
+                // closed as it drained, between two requests. hyper retries on its own only
+                // a request it never wrote (`retry_canceled_requests`), not one that met
+                // that close. A GET is idempotent: once more, on a connection of its own,
+                // which waits in systemd's socket for a restarting renderer. (The client
+                // does not say whether the connection was pooled; a new one that failed so
+                // is retried once too.)
+                Err(e) if !e.is_connect() => self
+                    .fresh
+                    .request(self.request(path_and_query)?)
+                    .await
+                    .map_err(|e| self.failed(&e))?,
+                Err(e) => return Err(self.failed(&e)),
+            };
             let status = response.status();
             let content_type = response
                 .headers()
@@ -134,18 +164,30 @@ impl Backend {
                 body,
             })
         };
-        tokio::time::timeout(self.timeout, exchange)
+        tokio::time::timeout(timeout, exchange)
             .await
             .unwrap_or(Err(BackendError::Timeout {
                 name: self.name,
-                after: self.timeout,
+                after: timeout,
             }))
     }
 
-    /// Asks for the renderer's status lines; returns them with the round-trip time.
+    fn request(&self, path_and_query: &str) -> Result<Request<Empty<Bytes>>, BackendError> {
+        Request::get(format!("http://{}{path_and_query}", self.address))
+            .body(Empty::new())
+            .map_err(|e| self.failed(&e))
+    }
+
+    /// Asks for the renderer's status lines, waiting out a restart but no longer than
+    /// `STATUS_TIMEOUT`; returns them with the round-trip time.
     pub async fn status(&self) -> Result<(String, Duration), BackendError> {
         let started = Instant::now();
-        let answer = self.get(crate::protocol::STATUS_PATH).await?;
+        let answer = self
+            .get_within(
+                crate::protocol::STATUS_PATH,
+                STATUS_TIMEOUT.min(self.timeout),
+            )
+            .await?;
         if answer.status != StatusCode::OK {
             return Err(self.unavailable(format!("its status page answered {}", answer.status)));
         }

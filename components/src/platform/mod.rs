@@ -237,7 +237,8 @@ impl PlatformService {
     }
 
     /// `GET /is/image`: version, uptime and counters of this server, and lines from a live
-    /// round trip to each renderer (`imageServer.*`, `svgServer.*`). 503 if one is down.
+    /// round trip to each renderer (`imageServer.*`, `svgServer.*`), which waits out a restart
+    /// for a few seconds. 503 if one is down or does not answer within that time.
     async fn status_document(&self) -> Response<Body> {
         let (es, svg) = tokio::join!(self.es.status(), self.svg.status());
         let c = self.cache.stats();
