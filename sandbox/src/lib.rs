@@ -98,6 +98,17 @@ impl Sandbox {
         self.pid1
     }
 
+    /// Whether the sandbox's systemd has the cgroup `controller` (`memory`, `pids`, ...). Where
+    /// it lacks one, systemd reports that controller's figures as not set: the v2 hierarchy of a
+    /// container has no controllers when the kernel binds them to v1 hierarchies.
+    pub fn has_controller(&self, controller: &str) -> bool {
+        let cgroup_fs = PathBuf::from(format!("/proc/{}/root/sys/fs/cgroup", self.pid1));
+        match fs::read_to_string(cgroup_fs.join("cgroup.controllers")) {
+            Ok(unified) => unified.split_whitespace().any(|c| c == controller),
+            Err(_) => cgroup_fs.join(controller).is_dir(),
+        }
+    }
+
     /// The sandbox's state directory: `units/`, `dbus/`, `journal/`, `console.log`, ...
     pub fn state_dir(&self) -> &Path {
         self.launch.state.path()

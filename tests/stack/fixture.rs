@@ -225,6 +225,27 @@ impl Stack {
         String::from_utf8_lossy(&output.stdout).trim().to_string()
     }
 
+    /// Asserts the memory and task figures of one component of `status --json`: numbers where
+    /// the sandbox's systemd has the controller that accounts for them, null (shown as `-`)
+    /// where it lacks it, as systemd reports them there.
+    #[track_caller]
+    pub fn assert_figures(&self, component: &serde_json::Value) {
+        for (figure, controller) in [("memory_bytes", "memory"), ("tasks", "pids")] {
+            let value = &component[figure];
+            if self.sandbox.has_controller(controller) {
+                assert!(
+                    value.as_u64().is_some_and(|v| v > 0),
+                    "{figure}: {component}"
+                );
+            } else {
+                assert!(
+                    value.is_null(),
+                    "{figure} without a {controller} controller: {component}"
+                );
+            }
+        }
+    }
+
     pub fn invocation(&self, component: &str) -> String {
         self.show(&unit(component), "InvocationID")
     }
