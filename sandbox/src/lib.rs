@@ -44,7 +44,7 @@ mod units;
 
 use std::ffi::OsStr;
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -54,8 +54,20 @@ use std::thread;
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::bus::Bus;
+use crate::cgroups::Layout;
 use crate::launch::Launch;
 pub use crate::reaper::remove_stale_sandboxes;
+
+/// For test suites, before their first sandbox: on a host that cannot run one (not root, or
+/// cgroups the sandbox cannot use), ends the process with one line saying what is missing and
+/// what to do, rather than failing every test alike.
+pub fn exit_unless_supported_host() {
+    if let Err(e) = Layout::of_host() {
+        // Written to stderr itself: the test harness captures eprintln! and would lose it.
+        let _ = writeln!(io::stderr(), "imageserving-sandbox: {e:#}");
+        std::process::exit(1);
+    }
+}
 
 /// A booted sandbox. Dropping it tears it down (ignoring errors, which are printed).
 pub struct Sandbox {

@@ -12,6 +12,7 @@ struct Units(PathBuf);
 
 impl Units {
     fn new(name: &str) -> Self {
+        imageserving_sandbox::exit_unless_supported_host();
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("cli-{name}-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();

@@ -49,7 +49,7 @@ impl Drop for StubDir {
 
 #[test]
 fn installed_units_run_the_bin_dir_binaries_and_take_drop_ins() {
-    let sandbox = Sandbox::boot().unwrap();
+    let sandbox = common::boot();
     let units = sandbox.state_dir().join("test-units");
     fs::create_dir(&units).unwrap();
     let service = "[Service]\nExecStart=-/usr/libexec/demo/demo-server --port 80\n";
@@ -90,7 +90,7 @@ fn installed_units_run_the_bin_dir_binaries_and_take_drop_ins() {
 
 #[test]
 fn project_units_run_with_real_resource_accounting() {
-    let sandbox = Sandbox::boot().unwrap();
+    let sandbox = common::boot();
     let stubs = StubDir::new(&sandbox);
     for component in COMPONENTS {
         let stub = stubs.0.join(component);

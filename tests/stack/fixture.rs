@@ -129,6 +129,7 @@ pub struct Stack {
 impl Stack {
     /// Boots a sandbox and installs `units/`, the services running this build's daemons.
     pub fn install() -> Stack {
+        imageserving_sandbox::exit_unless_supported_host();
         let sandbox = Sandbox::boot().expect("boot the systemd sandbox");
         sandbox
             .install_units(&repo().join("units"), &bin_dir())

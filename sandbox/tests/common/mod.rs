@@ -9,6 +9,12 @@ use std::time::{Duration, Instant};
 
 use imageserving_sandbox::Sandbox;
 
+/// Boots a sandbox; on a host that cannot run one, ends the test run with one line.
+pub fn boot() -> Sandbox {
+    imageserving_sandbox::exit_unless_supported_host();
+    Sandbox::boot().unwrap()
+}
+
 /// Everything a sandbox put on the host, noted while it runs.
 #[derive(Debug)]
 pub struct Footprint {
