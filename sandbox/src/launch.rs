@@ -227,17 +227,15 @@ impl Launch {
         if let Err(e) = self.state.remove() {
             problems.push(e.to_string());
         }
-        match problems.is_empty() {
-            true => {
-                reaper::forget(&self.id);
-                Ok(())
-            }
-            false => bail!(
+        if !problems.is_empty() {
+            bail!(
                 "sandbox {} was not fully removed: {}",
                 self.id,
                 problems.join("; ")
-            ),
+            );
         }
+        reaper::forget(&self.id);
+        Ok(())
     }
 }
 

@@ -46,12 +46,13 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::thread;
 
 use anyhow::{Context, Result, anyhow, bail};
+use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
 
 use crate::bus::Bus;
 use crate::cgroups::Layout;
@@ -239,10 +240,7 @@ impl Sandbox {
         // setns() changes the calling thread only: a throwaway thread enters the namespace, and
         // the socket keeps the namespace it was created in.
         thread::spawn(move || {
-            // SAFETY: setns on a valid namespace descriptor affects only this thread.
-            if unsafe { libc::setns(net_ns.as_fd().as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            move_into_link_name_space(net_ns.as_fd(), Some(LinkNameSpaceType::Network))?;
             TcpStream::connect(addr)
         })
         .join()

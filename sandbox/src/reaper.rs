@@ -32,14 +32,14 @@ pub fn remove_stale_sandboxes() -> anyhow::Result<()> {
         .into_iter()
         .filter_map(|id| reap(layout, &id).err().map(|e| format!("{id}: {e}")))
         .collect();
-    match failures.is_empty() {
-        true => Ok(()),
-        false => anyhow::bail!(
+    if !failures.is_empty() {
+        anyhow::bail!(
             "cannot remove stale sandboxes ({}); kill their processes and remove their \
              harness_imageserving_* cgroups by hand",
             failures.join("; ")
-        ),
+        );
     }
+    Ok(())
 }
 
 /// Sandboxes with a state directory or a cgroup left whose launcher no longer runs.
