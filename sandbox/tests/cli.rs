@@ -153,7 +153,7 @@ fn wrong_arguments_exit_with_usage() {
     assert_eq!(output.status.code(), Some(2));
     let error = String::from_utf8_lossy(&output.stderr);
     assert!(
-        error.contains("--bin-dir DIR is required") && error.contains("usage:"),
+        error.contains("--bin-dir <DIR>") && error.contains("Usage:"),
         "{error}"
     );
 }
