@@ -10,12 +10,13 @@ run:
 	$(CARGO) build --workspace --locked
 	scripts/run-stack
 
-## The whole test suite: unit and integration tests, then the Debian package test.
+## The whole test suite: unit and integration tests, the package test, the unified-host test.
 test:
 	scripts/install-deps test
 	$(CARGO) build --workspace --locked
 	$(CARGO) test --workspace --locked
 	tests/package/run
+	tests/unified-host/run
 
 ## Formatting and lints, as CI checks them.
 lint:

@@ -67,9 +67,12 @@ pub(crate) fn write(dir: &Path) -> io::Result<()> {
     let journald = fs::read_to_string(Path::new(HOST_UNITS).join("systemd-journald.service"))?;
     let journald: String = journald
         .lines()
-        .map(|line| match line.starts_with("Sockets=") {
-            true => "Sockets=systemd-journald.socket\n".to_owned(),
-            false => format!("{line}\n"),
+        .map(|line| {
+            if line.starts_with("Sockets=") {
+                "Sockets=systemd-journald.socket\n".to_owned()
+            } else {
+                format!("{line}\n")
+            }
         })
         .collect();
     fs::write(dir.join("systemd-journald.service"), journald)?;

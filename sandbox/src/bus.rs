@@ -65,13 +65,13 @@ impl Bus {
             .arg(CALL_TIMEOUT)
             .args(args)
             .output()?;
-        match output.status.success() {
-            true => Ok(String::from_utf8_lossy(&output.stdout).into_owned()),
-            false => Err(io::Error::other(format!(
+        if !output.status.success() {
+            return Err(io::Error::other(format!(
                 "busctl {}: {}",
                 args.join(" "),
                 String::from_utf8_lossy(&output.stderr).trim()
-            ))),
+            )));
         }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 }

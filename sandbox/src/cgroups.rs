@@ -1,57 +1,195 @@
-//! The sandbox's own cgroup in each host hierarchy. systemd takes the cgroup it starts in as the
-//! root it manages and moves every process found there under its init.scope: started in the
-//! host's root cgroup it would swallow the whole machine.
+//! The sandbox's own cgroups on the host. systemd takes the cgroup it starts in as the root it
+//! manages and moves every process found there under its init.scope: started in the host's root
+//! cgroup it would swallow the whole machine.
+//!
+//! The layout is chosen by what the host offers, never by a setting:
+//! - hybrid (cgroup v1 hierarchies, as on hosts not booted with systemd): the sandbox makes
+//!   `harness_imageserving_<id>.slice` in each hierarchy and its PID 1 moves itself there;
+//! - unified (cgroup v2, systemd as PID 1): the host's systemd hands over the transient scope
+//!   `harness_imageserving_<id>.scope` (Delegate=yes), and the sandbox's PID 1 enters a cgroup
+//!   namespace rooted in it, as systemd-nspawn does.
 
+use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::Instant;
+
+use anyhow::anyhow;
 
 use crate::ownership::SandboxId;
 use crate::poll::Backoff;
 use crate::process::{PidFd, ProcessStamp};
 
 const CGROUP_FS: &str = "/sys/fs/cgroup";
+/// statfs(2)'s f_type of a cgroup v2 file system.
+const CGROUP2_SUPER_MAGIC: u64 = 0x6367_7270;
 
-/// The hierarchies PID 1 is moved into. The private /sys/fs/cgroup of the sandbox shows a few
-/// more, but PID 1 stays in their root: systemd does not manage them.
+/// The hierarchies PID 1 is moved into on a hybrid host. The private /sys/fs/cgroup of the
+/// sandbox shows a few more, but PID 1 stays in their root: systemd does not manage them.
 pub(crate) const HIERARCHIES: [&str; 7] = [
     "systemd", "unified", "cpuacct", "memory", "pids", "blkio", "devices",
 ];
 
-const PREFIX: &str = "harness_imageserving_";
-const SUFFIX: &str = ".slice";
+/// Where the host's systemd puts the delegated scopes on a unified host.
+const SCOPE_SLICE: &str = "system.slice";
 
-/// `harness_imageserving_<id>.slice` in every hierarchy.
+/// Inside the delegated scope: the sandbox's outermost processes (script, unshare) run in
+/// `supervisor/`, its PID 1 in `payload/`, so that the scope's own cgroup holds no process and
+/// may hand its controllers down (cgroup v2 allows processes in leaves only).
+pub(crate) const SUPERVISOR: &str = "supervisor";
+pub(crate) const PAYLOAD: &str = "payload";
+
+const PREFIX: &str = "harness_imageserving_";
+
+/// How the host lays out its cgroups, as far as the sandbox is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// cgroup v1 hierarchies under a tmpfs at /sys/fs/cgroup.
+    Hybrid,
+    /// The cgroup v2 hierarchy, managed by the host's systemd.
+    Unified,
+}
+
+impl Layout {
+    /// The host's layout, or one line saying what the host lacks and what to do. Asked once
+    /// per process.
+    pub fn of_host() -> anyhow::Result<Self> {
+        static LAYOUT: OnceLock<Result<Layout, String>> = OnceLock::new();
+        LAYOUT
+            .get_or_init(detect)
+            .clone()
+            .map_err(|message| anyhow!(message))
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Layout::Hybrid => ".slice",
+            Layout::Unified => ".scope",
+        }
+    }
+
+    /// The directories the harness cgroups are made in.
+    fn parents(self) -> Vec<PathBuf> {
+        match self {
+            Layout::Hybrid => HIERARCHIES
+                .iter()
+                .map(|h| Path::new(CGROUP_FS).join(h))
+                .collect(),
+            Layout::Unified => vec![Path::new(CGROUP_FS).join(SCOPE_SLICE)],
+        }
+    }
+}
+
+fn detect() -> Result<Layout, String> {
+    const SEE: &str = "see the README's section on tests";
+    if !rustix::process::geteuid().is_root() {
+        return Err(format!(
+            "the systemd sandbox needs root for its namespaces and cgroups: run the tests as \
+             root or with sudo ({SEE})"
+        ));
+    }
+    let unified = rustix::fs::statfs(CGROUP_FS)
+        .map_err(|e| format!("cannot examine {CGROUP_FS}: {e} ({SEE})"))?
+        .f_type as u64
+        == CGROUP2_SUPER_MAGIC;
+    if unified {
+        if Path::new("/run/systemd/system").is_dir() {
+            return Ok(Layout::Unified);
+        }
+        return Err(format!(
+            "{CGROUP_FS} is the unified cgroup v2 hierarchy but systemd is not PID 1, so no \
+             manager can delegate a cgroup to the systemd sandbox: run the tests on a host \
+             booted with systemd, or with the cgroup v1 hierarchies ({SEE})"
+        ));
+    }
+    for dir in Layout::Hybrid.parents() {
+        if !dir.is_dir() {
+            return Err(format!(
+                "{} is missing: the systemd sandbox needs the cgroup v1 hierarchies {} or the \
+                 unified hierarchy under systemd ({SEE})",
+                dir.display(),
+                HIERARCHIES.join(" ")
+            ));
+        }
+        if rustix::fs::access(&dir, rustix::fs::Access::WRITE_OK).is_err() {
+            return Err(format!(
+                "{} is read-only (as in a container): the systemd sandbox needs writable cgroup \
+                 hierarchies, or the unified hierarchy under systemd ({SEE})",
+                dir.display()
+            ));
+        }
+    }
+    Ok(Layout::Hybrid)
+}
+
+/// `harness_imageserving_<id>.slice` in every hierarchy, or `harness_imageserving_<id>.scope`.
 pub(crate) struct HarnessCgroups {
+    layout: Layout,
     name: String,
 }
 
 impl HarnessCgroups {
-    pub fn of(id: &SandboxId) -> Self {
+    pub fn of(layout: Layout, id: &SandboxId) -> Self {
         Self {
-            name: format!("{PREFIX}{id}{SUFFIX}"),
+            layout,
+            name: format!("{PREFIX}{id}{}", layout.suffix()),
         }
     }
 
-    /// The directory name, the same in every hierarchy.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The directory name, the same in every hierarchy; on a unified host, the scope's name.
     pub fn name(&self) -> &str {
         &self.name
     }
 
     fn dirs(&self) -> impl Iterator<Item = PathBuf> + '_ {
-        HIERARCHIES
-            .iter()
-            .map(|h| Path::new(CGROUP_FS).join(h).join(&self.name))
+        self.layout
+            .parents()
+            .into_iter()
+            .map(|parent| parent.join(&self.name))
     }
 
-    pub fn create(&self) -> io::Result<()> {
-        for dir in self.dirs() {
-            fs::create_dir(&dir).map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display()))
-            })?;
+    /// Prepares the cgroups and returns the command line that runs `command` in them: as it is
+    /// on a hybrid host (PID 1 moves itself), through the host's systemd on a unified one.
+    pub fn confine(&self, command: Vec<OsString>) -> io::Result<Vec<OsString>> {
+        match self.layout {
+            Layout::Hybrid => {
+                for dir in self.dirs() {
+                    fs::create_dir(&dir).map_err(|e| {
+                        io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display()))
+                    })?;
+                }
+                Ok(command)
+            }
+            Layout::Unified => {
+                let mut line: Vec<OsString> = [
+                    "systemd-run",
+                    "--scope",
+                    "--quiet",
+                    "--collect",
+                    &format!("--slice={SCOPE_SLICE}"),
+                    &format!("--unit={}", self.name),
+                    "--property=Delegate=yes",
+                    "--",
+                    "/bin/sh",
+                    "-c",
+                    &enter_supervisor(),
+                    "sh",
+                    &self.name,
+                ]
+                .into_iter()
+                .map(OsString::from)
+                .collect();
+                line.extend(command);
+                Ok(line)
+            }
         }
-        Ok(())
     }
 
     /// Every process in any of the cgroups or below them.
@@ -87,9 +225,21 @@ impl HarnessCgroups {
         })
     }
 
-    /// Removes the cgroups depth-first. They empty asynchronously after their processes die
-    /// (after a SIGKILL there are dozens), so busy ones are retried until `deadline`.
+    /// Removes the cgroups depth-first, once their processes are gone. They empty
+    /// asynchronously after their processes die (after a SIGKILL there are dozens), so busy ones
+    /// are retried until `deadline`. On a unified host the scope is stopped too, so that the
+    /// host's systemd forgets it.
     pub fn remove(&self, deadline: Instant) -> io::Result<()> {
+        if self.layout == Layout::Unified && self.dirs().any(|dir| dir.exists()) {
+            // Without waiting: an empty scope stops at once, and the loop below waits for its
+            // cgroup to go. A scope already gone makes systemctl fail, which changes nothing.
+            let _ = Command::new("systemctl")
+                .args(["stop", "--no-block", "--quiet", &self.name])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
         let mut backoff = Backoff::new();
         loop {
             let mut last_error = None;
@@ -111,16 +261,17 @@ impl HarnessCgroups {
         }
     }
 
-    /// The ids of every sandbox that has a cgroup left in any hierarchy.
-    pub fn existing() -> Vec<SandboxId> {
+    /// The ids of every sandbox that has a cgroup left.
+    pub fn existing(layout: Layout) -> Vec<SandboxId> {
         let mut ids = Vec::new();
-        let found = HIERARCHIES
-            .iter()
-            .filter_map(|h| fs::read_dir(Path::new(CGROUP_FS).join(h)).ok())
+        let found = layout
+            .parents()
+            .into_iter()
+            .filter_map(|parent| fs::read_dir(parent).ok())
             .flatten()
             .filter_map(|entry| {
                 let name = entry.ok()?.file_name().into_string().ok()?;
-                SandboxId::parse(name.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?)
+                SandboxId::parse(name.strip_prefix(PREFIX)?.strip_suffix(layout.suffix())?)
             });
         for id in found {
             if !ids.contains(&id) {
@@ -129,6 +280,25 @@ impl HarnessCgroups {
         }
         ids
     }
+}
+
+/// Run by the host's systemd in the new scope (`$1` its name, then the command): checks that it
+/// is in that scope, makes the supervisor and payload cgroups, and moves itself, and with it
+/// what it execs, into the supervisor.
+fn enter_supervisor() -> String {
+    format!(
+        r#"set -eu
+scope=/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup)
+if [ "${{scope##*/}}" != "$1" ]; then
+    echo "started in the cgroup $scope instead of the scope $1" >&2
+    exit 1
+fi
+mkdir "$scope/{SUPERVISOR}" "$scope/{PAYLOAD}"
+echo $$ > "$scope/{SUPERVISOR}/cgroup.procs"
+shift
+exec "$@"
+"#
+    )
 }
 
 fn collect_processes(dir: &Path, pids: &mut Vec<i32>) {

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::base_units::BASE_TARGET;
-use crate::cgroups::HIERARCHIES;
+use crate::cgroups::{HIERARCHIES, HarnessCgroups, Layout, PAYLOAD, SUPERVISOR};
 
 /// What the sandbox's /sys/fs/cgroup shows, bind-mounted from the host.
 const SHOWN_HIERARCHIES: &str = "systemd unified cpuacct cpuset memory devices freezer blkio pids";
@@ -18,12 +18,13 @@ const PLACEHOLDERS: &str =
 /// loads security policies, writes to the kernel log).
 const CONTAINER: &str = "imageserving-sandbox";
 
-/// Renders the script for a sandbox whose state lives in `state` and whose harness cgroup
-/// (in every hierarchy) is named `cgroup`.
-pub(crate) fn render(state: &Path, cgroup: &str) -> String {
+/// Renders the script for a sandbox whose state lives in `state` and which runs in `cgroups`.
+pub(crate) fn render(state: &Path, cgroups: &HarnessCgroups) -> String {
     let s = quote(&state.to_string_lossy());
-    let cgroup = quote(cgroup);
-    let hierarchies = HIERARCHIES.join(" ");
+    let (enter_cgroup, cgroup_fs) = match cgroups.layout() {
+        Layout::Hybrid => (enter_hybrid(cgroups.name()), hybrid_cgroup_fs()),
+        Layout::Unified => (enter_unified(cgroups.name()), UNIFIED_CGROUP_FS.to_owned()),
+    };
     format!(
         r#"#!/bin/sh
 # PID 1 of the sandbox until it execs systemd. Every mount takes -n (no /run/mount/utab on the
@@ -32,10 +33,7 @@ set -eu
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
 S={s}
 
-# Into the harness cgroups first: systemd manages the cgroup it starts in.
-for h in {hierarchies}; do
-    echo 0 > "/sys/fs/cgroup/$h/"{cgroup}/cgroup.procs
-done
+{enter_cgroup}
 
 mount -n --bind /proc/sys /proc/sys
 mount -n -o remount,bind,ro /proc/sys
@@ -48,23 +46,7 @@ if [ -e /proc/sysrq-trigger ]; then
     mount -n -o remount,bind,ro /proc/sysrq-trigger
 fi
 
-# A private /sys/fs/cgroup: systemd remounts it read-only and would add hierarchies to it.
-# cpuacct is shown at cpu/ too: systemd assumes cpu and cpuacct co-mounted and reports no CPU
-# usage otherwise.
-stage="$S/cg-stage"
-mount -n -t tmpfs -o mode=755 tmpfs "$stage"
-cd "$stage"
-mkdir {SHOWN_HIERARCHIES} cpu {PLACEHOLDERS}
-cd /
-for h in {SHOWN_HIERARCHIES}; do
-    mount -n --bind "/sys/fs/cgroup/$h" "$stage/$h"
-done
-mount -n --bind /sys/fs/cgroup/cpuacct "$stage/cpu"
-for p in {PLACEHOLDERS}; do
-    mount -n -t tmpfs -o ro,mode=555,size=4k tmpfs "$stage/$p"
-done
-mount -n --move "$stage" /sys/fs/cgroup
-mount -n -o remount,bind,ro /sys
+{cgroup_fs}mount -n -o remount,bind,ro /sys
 
 # /run, the bus and the journal live in the state directory, readable from the host.
 console=$(readlink /proc/self/fd/0)
@@ -116,6 +98,72 @@ exec env -i container={CONTAINER} \
 "#
     )
 }
+
+/// Into the harness cgroups first: systemd manages the cgroup it starts in.
+fn enter_hybrid(cgroup: &str) -> String {
+    let cgroup = quote(cgroup);
+    let hierarchies = HIERARCHIES.join(" ");
+    format!(
+        r#"# Into the harness cgroups first: systemd manages the cgroup it starts in.
+for h in {hierarchies}; do
+    echo 0 > "/sys/fs/cgroup/$h/"{cgroup}/cgroup.procs
+done"#
+    )
+}
+
+/// From the supervisor cgroup of the delegated scope into its payload cgroup, which becomes the
+/// root of a new cgroup namespace: systemd manages the cgroup it starts in, and nothing above.
+fn enter_unified(scope: &str) -> String {
+    let scope = quote(scope);
+    format!(
+        r#"# Run twice: first in the host's cgroup namespace, then (with an argument) in the new one.
+if [ "$#" -eq 0 ]; then
+    scope=/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup)
+    scope=${{scope%/{SUPERVISOR}}}
+    if [ "${{scope##*/}}" != {scope} ]; then
+        echo "PID 1 started in the cgroup $scope instead of the scope "{scope} >&2
+        exit 1
+    fi
+    echo 0 > "$scope/{PAYLOAD}/cgroup.procs"
+    # The scope's own cgroup now holds no process (cgroup v2 allows processes in leaves only
+    # once controllers are handed down): every controller delegated to it goes to the payload,
+    # where systemd hands them on to the units that account for them.
+    for c in $(cat "$scope/cgroup.controllers"); do
+        echo "+$c" > "$scope/cgroup.subtree_control"
+    done
+    exec unshare --cgroup "$0" in-cgroup-namespace
+fi"#
+    )
+}
+
+/// A private /sys/fs/cgroup of bind mounts and placeholders, on a hybrid host.
+fn hybrid_cgroup_fs() -> String {
+    format!(
+        r#"# A private /sys/fs/cgroup: systemd remounts it read-only and would add hierarchies to it.
+# cpuacct is shown at cpu/ too: systemd assumes cpu and cpuacct co-mounted and reports no CPU
+# usage otherwise.
+stage="$S/cg-stage"
+mount -n -t tmpfs -o mode=755 tmpfs "$stage"
+cd "$stage"
+mkdir {SHOWN_HIERARCHIES} cpu {PLACEHOLDERS}
+cd /
+for h in {SHOWN_HIERARCHIES}; do
+    mount -n --bind "/sys/fs/cgroup/$h" "$stage/$h"
+done
+mount -n --bind /sys/fs/cgroup/cpuacct "$stage/cpu"
+for p in {PLACEHOLDERS}; do
+    mount -n -t tmpfs -o ro,mode=555,size=4k tmpfs "$stage/$p"
+done
+mount -n --move "$stage" /sys/fs/cgroup
+"#
+    )
+}
+
+/// The cgroup2 file system of the new cgroup namespace: the payload cgroup and what is below.
+/// The inherited mount goes first: mounting over it fails with EBUSY.
+const UNIFIED_CGROUP_FS: &str = r#"umount -n -l /sys/fs/cgroup
+mount -n -t cgroup2 -o nosuid,nodev,noexec cgroup2 /sys/fs/cgroup
+"#;
 
 /// Single-quotes a word for sh.
 fn quote(word: &str) -> String {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::bus::Bus;
-use crate::cgroups::HarnessCgroups;
+use crate::cgroups::{HarnessCgroups, Layout};
 use crate::ownership::SandboxId;
 use crate::poll::Backoff;
 use crate::process::{self, PidFd, ProcessStamp, Status, find_namespace_init};
@@ -47,13 +47,14 @@ impl Launch {
     /// Boots a sandbox and waits until systemd is on its bus and the boot transaction is done.
     /// On failure everything is torn down and the error quotes the console log.
     pub fn boot() -> Result<Self> {
+        let layout = Layout::of_host()?;
         let (id, state) =
             StateDir::create().context("cannot create the sandbox's state directory")?;
         reaper::track(id);
         let mut launch = Self {
             id,
             state,
-            cgroups: HarnessCgroups::of(&id),
+            cgroups: HarnessCgroups::of(layout, &id),
             script: None,
             init: None,
             torn_down: false,
@@ -79,28 +80,35 @@ impl Launch {
 
     fn start(&mut self, deadline: Instant) -> Result<()> {
         self.state
-            .populate(self.cgroups.name())
+            .populate(&self.cgroups)
             .context("cannot prepare the sandbox's state directory")?;
-        self.cgroups
-            .create()
-            .context("cannot create the sandbox's cgroups")?;
         let unshare = format!(
             "exec unshare --pid --fork --kill-child --mount --propagation private --uts --ipc --net \
              --mount-proc {}",
             self.state.init_script().display()
         );
-        let mut script = Command::new("script");
         // `script` gives PID 1 a pty for /dev/console and logs it; it runs its command with $SHELL.
+        let line = self
+            .cgroups
+            .confine(vec![
+                "script".into(),
+                "-qfec".into(),
+                unshare.into(),
+                self.state.console_log().into(),
+            ])
+            .context("cannot create the sandbox's cgroups")?;
+        let mut script = Command::new(&line[0]);
         script
-            .arg("-qfec")
-            .arg(unshare)
-            .arg(self.state.console_log())
+            .args(&line[1..])
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .env("SHELL", "/bin/sh")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(
+                fs::File::create(self.state.launcher_log())
+                    .context("cannot create the sandbox's launcher log")?,
+            );
         self.script =
             Some(crate::spawn::spawn_tied_to_process(script).context("cannot run script(1)")?);
         self.init = Some(self.find_init(deadline)?);
@@ -219,17 +227,15 @@ impl Launch {
         if let Err(e) = self.state.remove() {
             problems.push(e.to_string());
         }
-        match problems.is_empty() {
-            true => {
-                reaper::forget(&self.id);
-                Ok(())
-            }
-            false => bail!(
+        if !problems.is_empty() {
+            bail!(
                 "sandbox {} was not fully removed: {}",
                 self.id,
                 problems.join("; ")
-            ),
+            );
         }
+        reaper::forget(&self.id);
+        Ok(())
     }
 }
 

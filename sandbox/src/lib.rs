@@ -44,18 +44,31 @@ mod units;
 
 use std::ffi::OsStr;
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::thread;
 
 use anyhow::{Context, Result, anyhow, bail};
+use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
 
 use crate::bus::Bus;
+use crate::cgroups::Layout;
 use crate::launch::Launch;
 pub use crate::reaper::remove_stale_sandboxes;
+
+/// For test suites, before their first sandbox: on a host that cannot run one (not root, or
+/// cgroups the sandbox cannot use), ends the process with one line saying what is missing and
+/// what to do, rather than failing every test alike.
+pub fn exit_unless_supported_host() {
+    if let Err(e) = Layout::of_host() {
+        // Written to stderr itself: the test harness captures eprintln! and would lose it.
+        let _ = writeln!(io::stderr(), "imageserving-sandbox: {e:#}");
+        std::process::exit(1);
+    }
+}
 
 /// A booted sandbox. Dropping it tears it down (ignoring errors, which are printed).
 pub struct Sandbox {
@@ -96,6 +109,17 @@ impl Sandbox {
     /// The host pid of the sandbox's PID 1.
     pub fn pid1(&self) -> i32 {
         self.pid1
+    }
+
+    /// Whether the sandbox's systemd has the cgroup `controller` (`memory`, `pids`, ...). Where
+    /// it lacks one, systemd reports that controller's figures as not set: the v2 hierarchy of a
+    /// container has no controllers when the kernel binds them to v1 hierarchies.
+    pub fn has_controller(&self, controller: &str) -> bool {
+        let cgroup_fs = PathBuf::from(format!("/proc/{}/root/sys/fs/cgroup", self.pid1));
+        match fs::read_to_string(cgroup_fs.join("cgroup.controllers")) {
+            Ok(unified) => unified.split_whitespace().any(|c| c == controller),
+            Err(_) => cgroup_fs.join(controller).is_dir(),
+        }
     }
 
     /// The sandbox's state directory: `units/`, `dbus/`, `journal/`, `console.log`, ...
@@ -216,10 +240,7 @@ impl Sandbox {
         // setns() changes the calling thread only: a throwaway thread enters the namespace, and
         // the socket keeps the namespace it was created in.
         thread::spawn(move || {
-            // SAFETY: setns on a valid namespace descriptor affects only this thread.
-            if unsafe { libc::setns(net_ns.as_fd().as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            move_into_link_name_space(net_ns.as_fd(), Some(LinkNameSpaceType::Network))?;
             TcpStream::connect(addr)
         })
         .join()

@@ -11,20 +11,49 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
 use imageserving_sandbox::Sandbox;
 
 mod interrupts;
 
 use interrupts::Interrupts;
 
-const USAGE: &str = "usage: imageserving-sandbox run --units DIR --bin-dir DIR [--env KEY=VALUE]... \
-                     -- COMMAND [ARG]...";
+/// A real systemd, booted as PID 1 of private namespaces, running the units of a directory.
+#[derive(Debug, Parser)]
+#[command(name = "imageserving-sandbox", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Boot a sandbox with the units installed, run COMMAND inside, tear the sandbox down and
+    /// exit with COMMAND's status.
+    Run(Run),
+}
+
+#[derive(Debug, Args)]
 struct Run {
+    /// The directory of the unit files to install.
+    #[arg(long, value_name = "DIR")]
     units: PathBuf,
+    /// Where the services' binaries are: each ExecStart= runs the binary of the same name here.
+    #[arg(long, value_name = "DIR")]
     bin_dir: PathBuf,
+    /// An environment variable for every service (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     environment: Vec<String>,
+    /// The command to run inside the sandbox, and its arguments.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
     command: Vec<OsString>,
+}
+
+fn parse_env(pair: &str) -> Result<String, String> {
+    if pair.split_once('=').is_none_or(|(key, _)| key.is_empty()) {
+        return Err(format!("--env takes KEY=VALUE, not {pair:?}"));
+    }
+    Ok(pair.to_owned())
 }
 
 fn main() -> ExitCode {
@@ -33,13 +62,8 @@ fn main() -> ExitCode {
         Ok(interrupts) => interrupts,
         Err(e) => return fail(format!("cannot watch for signals: {e}")),
     };
-    let run = match parse(std::env::args_os().skip(1)) {
-        Ok(run) => run,
-        Err(message) => {
-            eprintln!("imageserving-sandbox: {message}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    // Usage errors exit 2 with clap's message.
+    let Command::Run(run) = Cli::parse().command;
     match run_in_sandbox(&run, &interrupts) {
         Ok(code) => ExitCode::from(code),
         Err(e) => fail(format!("{e:#}")),
@@ -49,41 +73,6 @@ fn main() -> ExitCode {
 fn fail(message: String) -> ExitCode {
     eprintln!("imageserving-sandbox: {message}");
     ExitCode::FAILURE
-}
-
-fn parse(mut args: impl Iterator<Item = OsString>) -> Result<Run, String> {
-    if args.next().as_deref() != Some("run".as_ref()) {
-        return Err("the only command is `run`".into());
-    }
-    let (mut units, mut bin_dir, mut environment) = (None, None, Vec::new());
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
-        match arg.to_str() {
-            Some("--units") => units = Some(PathBuf::from(value("--units")?)),
-            Some("--bin-dir") => bin_dir = Some(PathBuf::from(value("--bin-dir")?)),
-            Some("--env") => {
-                let pair = value("--env")?
-                    .into_string()
-                    .map_err(|_| "--env must be UTF-8")?;
-                if pair.split_once('=').is_none_or(|(key, _)| key.is_empty()) {
-                    return Err(format!("--env takes KEY=VALUE, not {pair:?}"));
-                }
-                environment.push(pair);
-            }
-            Some("--") => break,
-            _ => return Err(format!("unexpected argument {arg:?}")),
-        }
-    }
-    let command: Vec<OsString> = args.collect();
-    if command.is_empty() {
-        return Err("no command given after --".into());
-    }
-    Ok(Run {
-        units: units.ok_or("--units DIR is required")?,
-        bin_dir: bin_dir.ok_or("--bin-dir DIR is required")?,
-        environment,
-        command,
-    })
 }
 
 fn run_in_sandbox(run: &Run, interrupts: &Interrupts) -> Result<u8> {

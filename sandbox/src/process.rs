@@ -2,8 +2,12 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use rustix::process::{Pid, PidfdFlags};
 
 use crate::poll::Backoff;
 
@@ -152,13 +156,13 @@ pub(crate) struct PidFd {
 impl PidFd {
     /// Opens a pidfd for `stamp`, and checks afterwards that the pid still names that process.
     pub fn open(stamp: ProcessStamp) -> io::Result<Self> {
-        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, stamp.pid, 0) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: the kernel just returned this descriptor to us and nothing else owns it.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        let pid = Pid::from_raw(stamp.pid).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is no pid", stamp.pid),
+            )
+        })?;
+        let fd = rustix::process::pidfd_open(pid, PidfdFlags::empty())?;
         if !stamp.is_alive() {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
@@ -169,6 +173,7 @@ impl PidFd {
     }
 
     pub fn signal(&self, signal: i32) -> io::Result<()> {
+        // libc, not rustix: rustix cannot name SIGRTMIN+3 (halt) as a signal to send.
         // SAFETY: plain syscall on a descriptor we own; a null siginfo means "like kill(2)".
         let rc = unsafe {
             libc::syscall(
@@ -191,21 +196,18 @@ impl PidFd {
 
     /// Waits for the process to exit (it may still be a zombie); false on timeout.
     pub fn wait_exit(&self, timeout: Duration) -> bool {
-        let mut pollfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let millis = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
-            // SAFETY: one valid pollfd, count 1.
-            match unsafe { libc::poll(&mut pollfd, 1, millis) } {
-                n if n > 0 => return true,
-                0 => return false,
-                _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => continue,
-                _ => return !self.stamp.is_alive(),
+            let Ok(left) = Timespec::try_from(left) else {
+                return false;
+            };
+            let mut pollfd = [PollFd::new(&self.fd, PollFlags::IN)];
+            match rustix::event::poll(&mut pollfd, Some(&left)) {
+                Ok(0) => return false,
+                Ok(_) => return true,
+                Err(Errno::INTR) => continue,
+                Err(_) => return !self.stamp.is_alive(),
             }
         }
     }

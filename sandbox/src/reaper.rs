@@ -7,7 +7,7 @@ use std::io;
 use std::sync::{Mutex, Once, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::cgroups::HarnessCgroups;
+use crate::cgroups::{HarnessCgroups, Layout};
 use crate::ownership::{STATE_ROOT, SandboxId};
 use crate::state_dir::StateDir;
 
@@ -27,23 +27,24 @@ pub(crate) fn remove_stale_sandboxes_once() {
 /// Removes every sandbox (processes, cgroups, state directory) whose launching process is gone.
 /// Sandboxes of live processes are never touched. `Sandbox::boot` calls this once per process.
 pub fn remove_stale_sandboxes() -> anyhow::Result<()> {
-    let failures: Vec<String> = stale_sandboxes()
+    let layout = Layout::of_host()?;
+    let failures: Vec<String> = stale_sandboxes(layout)
         .into_iter()
-        .filter_map(|id| reap(&id).err().map(|e| format!("{id}: {e}")))
+        .filter_map(|id| reap(layout, &id).err().map(|e| format!("{id}: {e}")))
         .collect();
-    match failures.is_empty() {
-        true => Ok(()),
-        false => anyhow::bail!(
+    if !failures.is_empty() {
+        anyhow::bail!(
             "cannot remove stale sandboxes ({}); kill their processes and remove their \
              harness_imageserving_* cgroups by hand",
             failures.join("; ")
-        ),
+        );
     }
+    Ok(())
 }
 
 /// Sandboxes with a state directory or a cgroup left whose launcher no longer runs.
-fn stale_sandboxes() -> Vec<SandboxId> {
-    let mut ids = HarnessCgroups::existing();
+fn stale_sandboxes(layout: Layout) -> Vec<SandboxId> {
+    let mut ids = HarnessCgroups::existing(layout);
     let dirs = fs::read_dir(STATE_ROOT)
         .into_iter()
         .flatten()
@@ -57,9 +58,9 @@ fn stale_sandboxes() -> Vec<SandboxId> {
     ids
 }
 
-fn reap(id: &SandboxId) -> io::Result<()> {
+fn reap(layout: Layout, id: &SandboxId) -> io::Result<()> {
     let deadline = Instant::now() + REAP_TIMEOUT;
-    let cgroups = HarnessCgroups::of(id);
+    let cgroups = HarnessCgroups::of(layout, id);
     // Its PID 1 is in the cgroups; killing it ends the whole namespace (and its unshare).
     if !cgroups.kill_processes(deadline) {
         return Err(io::Error::other("its processes survive SIGKILL"));
@@ -93,8 +94,12 @@ pub(crate) fn forget(id: &SandboxId) {
 /// halted: nothing inside matters any more).
 extern "C" fn remove_live_sandboxes() {
     let live = std::mem::take(&mut *LIVE.lock().unwrap_or_else(PoisonError::into_inner));
+    // Sandboxes were booted, so the layout is known.
+    let Ok(layout) = Layout::of_host() else {
+        return;
+    };
     for id in live {
-        if let Err(e) = reap(&id) {
+        if let Err(e) = reap(layout, &id) {
             eprintln!("cannot remove the sandbox {id} at exit: {e}");
         }
     }

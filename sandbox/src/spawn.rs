@@ -6,6 +6,9 @@ use std::process::{Child, Command};
 use std::sync::{Mutex, PoisonError, mpsc};
 use std::thread;
 
+use rustix::io::Errno;
+use rustix::process::{self, Signal};
+
 type Request = (Command, mpsc::Sender<io::Result<Child>>);
 
 /// Spawns `command` in a new session with PR_SET_PDEATHSIG(SIGKILL), so that it, and with it
@@ -15,8 +18,10 @@ type Request = (Command, mpsc::Sender<io::Result<Child>>);
 pub(crate) fn spawn_tied_to_process(mut command: Command) -> io::Result<Child> {
     static SPAWNER: Mutex<Option<mpsc::Sender<Request>>> = Mutex::new(None);
 
-    let launcher = std::process::id();
-    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe calls.
+    let launcher = process::getpid();
+    // SAFETY: the closure runs between fork and exec, where only async-signal-safe calls are
+    // sound: sigemptyset, pthread_sigmask and signal are, the rustix calls are single system
+    // calls, and its errors are plain errnos: nothing allocates or takes a lock.
     unsafe {
         command.pre_exec(move || {
             // What the launcher blocked or ignored must not reach the sandbox: unshare(1) and
@@ -33,22 +38,14 @@ pub(crate) fn spawn_tied_to_process(mut command: Command) -> io::Result<Child> {
             ] {
                 libc::signal(signal, libc::SIG_DFL);
             }
-            if libc::setsid() < 0
-                || libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                ) < 0
-            {
-                return Err(io::Error::last_os_error());
+            process::setsid()?;
+            process::set_parent_process_death_signal(Some(Signal::KILL))?;
+            // A launcher that died before the prctl will never send the signal (ESRCH: "no
+            // such process").
+            if process::getppid() != Some(launcher) {
+                return Err(Errno::SRCH.into());
             }
-            // A launcher that died before the prctl will never send the signal.
-            match libc::getppid() as u32 == launcher {
-                true => Ok(()),
-                false => Err(io::Error::other("the launching process exited")),
-            }
+            Ok(())
         });
     }
 

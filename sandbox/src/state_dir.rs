@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::base_units;
+use crate::cgroups::HarnessCgroups;
 use crate::init_script;
 use crate::ownership::{STATE_ROOT, SandboxId};
 use crate::process::ProcessStamp;
@@ -61,8 +62,8 @@ impl StateDir {
         }
     }
 
-    /// Fills the directory with everything the boot needs. `cgroup` names the harness cgroups.
-    pub fn populate(&self, cgroup: &str) -> io::Result<()> {
+    /// Fills the directory with everything the boot needs, for a sandbox run in `cgroups`.
+    pub fn populate(&self, cgroups: &HarnessCgroups) -> io::Result<()> {
         for dir in [
             "units",
             "base-units",
@@ -101,7 +102,7 @@ impl StateDir {
         base_units::write(&self.path.join("base-units"))?;
         fs::write(self.boot_id_file(), format!("{}\n", random_boot_id()?))?;
         let script = self.init_script();
-        fs::write(&script, init_script::render(&self.path, cgroup))?;
+        fs::write(&script, init_script::render(&self.path, cgroups))?;
         fs::set_permissions(&script, fs::Permissions::from_mode(0o755))
     }
 
@@ -125,6 +126,11 @@ impl StateDir {
         self.path.join("console.log")
     }
 
+    /// What the processes that start PID 1 say before it has a console (systemd-run's errors).
+    pub fn launcher_log(&self) -> PathBuf {
+        self.path.join("launcher.log")
+    }
+
     pub fn init_script(&self) -> PathBuf {
         self.path.join("init.sh")
     }
@@ -133,9 +139,10 @@ impl StateDir {
         self.path.join("boot_id")
     }
 
-    /// The last `lines` lines PID 1 wrote to its console, for error messages.
+    /// The last `lines` lines PID 1 and its launchers wrote, for error messages.
     pub fn console_tail(&self, lines: usize) -> String {
-        let log = fs::read(self.console_log()).unwrap_or_default();
+        let mut log = fs::read(self.launcher_log()).unwrap_or_default();
+        log.extend(fs::read(self.console_log()).unwrap_or_default());
         let log = String::from_utf8_lossy(&log);
         let all: Vec<&str> = log.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")

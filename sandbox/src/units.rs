@@ -103,9 +103,10 @@ fn relocate(command: &str, bin_dir: &Path) -> Option<String> {
 /// Writes a path as one ExecStart= word: `%` and `$` escaped, quoted if it has blanks.
 fn exec_word(path: &str) -> String {
     let escaped = path.replace('%', "%%").replace('$', "$$");
-    match escaped.contains(|c: char| c.is_whitespace() || c == '"' || c == '\\' || c == '\'') {
-        true => format!("\"{}\"", escaped.replace('\\', "\\\\").replace('"', "\\\"")),
-        false => escaped,
+    if escaped.contains(|c: char| c.is_whitespace() || c == '"' || c == '\\' || c == '\'') {
+        format!("\"{}\"", escaped.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        escaped
     }
 }
 

@@ -12,6 +12,7 @@ struct Units(PathBuf);
 
 impl Units {
     fn new(name: &str) -> Self {
+        imageserving_sandbox::exit_unless_supported_host();
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("cli-{name}-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
@@ -152,7 +153,7 @@ fn wrong_arguments_exit_with_usage() {
     assert_eq!(output.status.code(), Some(2));
     let error = String::from_utf8_lossy(&output.stderr);
     assert!(
-        error.contains("--bin-dir DIR is required") && error.contains("usage:"),
+        error.contains("--bin-dir <DIR>") && error.contains("Usage:"),
         "{error}"
     );
 }

@@ -22,7 +22,7 @@ const BOOTED: &str = "child sandbox booted:";
 
 #[test]
 fn boots_reaches_its_bus_and_leaves_nothing_behind() {
-    let sandbox = Sandbox::boot().unwrap();
+    let sandbox = common::boot();
     let footprint = Footprint::of(&sandbox);
 
     let owner = Command::new("busctl")
@@ -66,7 +66,7 @@ fn boots_reaches_its_bus_and_leaves_nothing_behind() {
 
 #[test]
 fn what_services_write_stays_in_the_sandbox() {
-    let sandbox = Sandbox::boot().unwrap();
+    let sandbox = common::boot();
     let footprint = Footprint::of(&sandbox);
     start_probe_service(&sandbox);
     for dir in PROBE_DIRECTORIES {
@@ -78,7 +78,7 @@ fn what_services_write_stays_in_the_sandbox() {
 
 #[test]
 fn a_command_still_running_inside_does_not_hold_up_the_teardown() {
-    let sandbox = Sandbox::boot().unwrap();
+    let sandbox = common::boot();
     let footprint = Footprint::of(&sandbox);
     let mut running = sandbox.command("sleep").arg("infinity").spawn().unwrap();
     wait_for("the command to run inside", Duration::from_secs(10), || {
@@ -188,7 +188,7 @@ fn child_process() {
     let Ok(mode) = env::var(CHILD_MODE) else {
         return;
     };
-    let sandbox = Sandbox::boot().unwrap();
+    let sandbox = common::boot();
     start_probe_service(&sandbox);
     println!(
         "{BOOTED} {} {}",

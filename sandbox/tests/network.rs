@@ -16,9 +16,9 @@ const PORT: u16 = 8080;
 
 #[test]
 fn parallel_sandboxes_serve_the_same_port_on_their_own_loopback() {
-    let sandboxes: Vec<Sandbox> = [thread::spawn(Sandbox::boot), thread::spawn(Sandbox::boot)]
+    let sandboxes: Vec<Sandbox> = [thread::spawn(common::boot), thread::spawn(common::boot)]
         .into_iter()
-        .map(|boot| boot.join().unwrap().unwrap())
+        .map(|boot| boot.join().unwrap())
         .collect();
     let footprints: Vec<Footprint> = sandboxes.iter().map(Footprint::of).collect();
 

@@ -129,6 +129,7 @@ pub struct Stack {
 impl Stack {
     /// Boots a sandbox and installs `units/`, the services running this build's daemons.
     pub fn install() -> Stack {
+        imageserving_sandbox::exit_unless_supported_host();
         let sandbox = Sandbox::boot().expect("boot the systemd sandbox");
         sandbox
             .install_units(&repo().join("units"), &bin_dir())
@@ -223,6 +224,27 @@ impl Stack {
             .systemctl(&["show", "--value", "-p", property, unit])
             .expect("systemctl show");
         String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    /// Asserts the memory and task figures of one component of `status --json`: numbers where
+    /// the sandbox's systemd has the controller that accounts for them, null (shown as `-`)
+    /// where it lacks it, as systemd reports them there.
+    #[track_caller]
+    pub fn assert_figures(&self, component: &serde_json::Value) {
+        for (figure, controller) in [("memory_bytes", "memory"), ("tasks", "pids")] {
+            let value = &component[figure];
+            if self.sandbox.has_controller(controller) {
+                assert!(
+                    value.as_u64().is_some_and(|v| v > 0),
+                    "{figure}: {component}"
+                );
+            } else {
+                assert!(
+                    value.is_null(),
+                    "{figure} without a {controller} controller: {component}"
+                );
+            }
+        }
     }
 
     pub fn invocation(&self, component: &str) -> String {

@@ -42,7 +42,7 @@ fn the_started_stack_serves_images_and_survives_an_image_server_restart() {
     let json = stack.cli(&["status", "--json"]).expect(0).json();
     for c in json["components"].as_array().unwrap() {
         assert_eq!(c["active_state"], "active", "{c}");
-        assert!(c["memory_bytes"].as_u64().unwrap() > 0, "{c}");
+        stack.assert_figures(c);
     }
 
     let ps_before = stack.invocation("ps");
