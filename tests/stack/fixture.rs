@@ -1,9 +1,11 @@
 //! The fixture every integration test stands on: a private systemd with the shipped units
 //! installed, their services pointed at this build's component daemons.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use imageserving_sandbox::Sandbox;
@@ -122,6 +124,49 @@ impl Response {
 }
 
 /// A booted sandbox with the stack's units installed.
+/// `ImageServing` running on inside the sandbox, from [`Stack::spawn_cli`].
+pub struct Running {
+    child: Child,
+    /// Its pid inside the sandbox.
+    pid: String,
+    lines: Receiver<String>,
+}
+
+impl Running {
+    /// The next line of its output for which `wanted` holds, waiting at most `within`.
+    #[track_caller]
+    pub fn line_where(
+        &self,
+        what: &str,
+        within: Duration,
+        wanted: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if wanted(&line) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no line with {what} within {within:?}"),
+            }
+        }
+    }
+
+    /// Interrupts it as Ctrl-C would, from inside the sandbox, and returns how it ended.
+    pub fn interrupt(self, stack: &Stack) -> Output {
+        let killed = stack
+            .sandbox
+            .command("kill")
+            .args(["-INT", &self.pid])
+            .status()
+            .expect("run kill in the sandbox");
+        assert!(killed.success(), "kill -INT {}", self.pid);
+        self.child
+            .wait_with_output()
+            .expect("wait for ImageServing")
+    }
+}
+
 pub struct Stack {
     pub sandbox: Sandbox,
 }
@@ -203,6 +248,37 @@ impl Stack {
     /// Runs `command` to its end.
     pub fn run(&self, command: &mut Command) -> Run {
         Run::from(command.output().expect("run ImageServing in the sandbox"))
+    }
+
+    /// Starts `ImageServing ARGS` (a shell line) inside the sandbox, for a command that runs on
+    /// until it is interrupted.
+    pub fn spawn_cli(&self, args: &str) -> Running {
+        let tool = env!("CARGO_BIN_EXE_ImageServing");
+        let mut child = self
+            .sandbox
+            .command("sh")
+            .args(["-c", &format!(r#"echo $$; exec "$0" {args}"#), tool])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run ImageServing in the sandbox");
+        let (lines, received) = mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout is piped");
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let pid = received
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the shell's pid");
+        Running {
+            child,
+            pid,
+            lines: received,
+        }
     }
 
     /// `ImageServing ARGS` run on the host, talking to the sandbox's systemd over its bus

@@ -1,11 +1,7 @@
 //! `logs`: the components' journal through the tool, merged, filtered, followed, and its bad
 //! inputs and closed pipes.
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::fixture::{COMPONENTS, Stack};
 
@@ -86,52 +82,14 @@ fn a_closed_pipe_ends_logs_quietly() {
 #[test]
 fn follow_shows_a_restart_as_it_happens_and_ends_quietly_on_sigint() {
     let stack = started();
-    let tool = env!("CARGO_BIN_EXE_ImageServing");
-    let mut child = stack
-        .sandbox
-        .command("sh")
-        .args([
-            "-c",
-            r#"echo $$; exec "$0" logs es --follow --lines 0 --json"#,
-            tool,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (lines, received) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let pid = received.recv_timeout(DEADLINE).expect("the shell's pid");
-
+    let follow = stack.spawn_cli("logs es --follow --lines 0 --json");
     stack.cli(&["restart", "es"]).expect(0);
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = received
-            .recv_timeout(left)
-            .expect("es's new start-up line within the deadline");
-        let entry: serde_json::Value = serde_json::from_str(&line).unwrap();
+    follow.line_where("es's new start-up line", DEADLINE, |line| {
+        let entry: serde_json::Value = serde_json::from_str(line).unwrap();
         assert_eq!(entry["component"], "es", "{entry}");
-        if entry["message"].as_str().unwrap().contains("listening on") {
-            break;
-        }
-    }
-
-    let killed = stack
-        .sandbox
-        .command("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let output = child.wait_with_output().unwrap();
+        entry["message"].as_str().unwrap().contains("listening on")
+    });
+    let output = follow.interrupt(&stack);
     assert_eq!(output.status.code(), Some(130), "{output:?}");
     assert!(output.stderr.is_empty(), "{output:?}");
 }
