@@ -2,7 +2,8 @@
 
 CARGO ?= cargo
 
-.PHONY: run test lint deb package-test bench bench-control bench-components bench-restarts
+.PHONY: run test lint deb package-test bench bench-control bench-components bench-restarts \
+	bench-slow-catalog
 
 ## Build everything, start the stack under systemd and show `ImageServing status`.
 run:
@@ -31,7 +32,7 @@ package-test:
 	tests/package/run
 
 ## Benchmarks (on demand, never in CI): each prints its ratio against a named baseline.
-bench: bench-control bench-components bench-restarts
+bench: bench-control bench-components bench-restarts bench-slow-catalog
 
 bench-control:
 	$(CARGO) bench --locked -p imageserving --bench control
@@ -43,3 +44,7 @@ bench-components:
 bench-restarts:
 	$(CARGO) build --workspace --locked
 	scripts/bench-restarts
+
+## Cached images with every catalog file-system call slowed: what else waits for them.
+bench-slow-catalog:
+	components/bench/slow-catalog.sh
