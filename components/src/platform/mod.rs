@@ -56,6 +56,8 @@ pub struct PlatformService {
     pub es: Backend,
     pub svg: Backend,
     cache_control: HeaderValue,
+    /// The renderers' settings that change their output, part of every image's cache key.
+    render_settings: String,
     access_log: bool,
     started: Instant,
     requests: AtomicU64,
@@ -80,6 +82,7 @@ impl PlatformService {
                 config.ps.cache_max_age
             ))
             .expect("digits are a valid header value"),
+            render_settings: format!("apply_orientation={}", config.image.apply_orientation),
             access_log: config.ps.access_log,
             started: Instant::now(),
             requests: AtomicU64::new(0),
@@ -136,7 +139,7 @@ impl PlatformService {
             Err(e) => return (path_error(e), Outcome::Other),
         };
         let canonical = modifiers.canonical();
-        let key = cache_key(&source, &canonical);
+        let key = cache_key(&source, &format!("{}\0{canonical}", self.render_settings));
         let etag = etag(&key);
         if matches_etag(headers, &etag) {
             return (self.not_modified(&etag), Outcome::NotModified);

@@ -17,6 +17,8 @@ mod decode;
 mod encode;
 pub(crate) mod geometry;
 mod libjpeg;
+mod orientation;
+mod profile;
 mod raster;
 mod vector;
 
@@ -144,7 +146,7 @@ impl Engine for RasterEngine {
     type Source = Header;
 
     fn open(&self, bytes: &[u8], limits: &ImageConfig) -> Result<Header, RenderError> {
-        let header = decode::read_header(bytes).map_err(unreadable)?;
+        let header = decode::read_header(bytes, limits.apply_orientation).map_err(unreadable)?;
         if header.pixels() > limits.max_source_pixels {
             return Err(RenderError::TooLarge(format!(
                 "the source is {}x{} pixels, more than max_source_pixels {}",
@@ -155,7 +157,7 @@ impl Engine for RasterEngine {
     }
 
     fn describe(header: &Header) -> ((u32, u32), &'static str) {
-        ((header.width, header.height), header.format_name())
+        (header.upright_size(), header.format_name())
     }
 
     fn draw(
@@ -168,6 +170,11 @@ impl Engine for RasterEngine {
         let max_bytes = limits.max_source_pixels.saturating_mul(8);
         let decoded =
             decode::decode(bytes, &header, layout.scale(), max_bytes).map_err(unreadable)?;
+        // Composing maps source pixel x to raster pixel x * reduction: move the source
+        // region by the decode's origin, in source pixels.
+        let mut layout = layout;
+        layout.source.x += decoded.origin.0 / decoded.reduction;
+        layout.source.y += decoded.origin.1 / decoded.reduction;
         Ok(Drawn {
             raster: decoded.raster,
             layout,
