@@ -30,6 +30,10 @@ use crate::protocol;
 const IMAGE_PATH: &str = "/is/image";
 const CONTENT_PATH: &str = "/is/content/";
 
+/// `Cache-Control` of answers blaming the source (422): short, so that a fixed source is
+/// served soon, yet long enough that a broken one is not fetched again by every request.
+const SOURCE_FAULT_CACHE_CONTROL: &str = "public, max-age=60";
+
 /// How a request was answered, for the access log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
@@ -158,7 +162,14 @@ impl PlatformService {
         };
         if answer.status != StatusCode::OK {
             let reason = String::from_utf8_lossy(&answer.body).into_owned();
-            return (reply::text(answer.status, reason), Outcome::Other);
+            let mut response = reply::text(answer.status, reason);
+            if answer.status == StatusCode::UNPROCESSABLE_ENTITY {
+                response.headers_mut().insert(
+                    CACHE_CONTROL,
+                    HeaderValue::from_static(SOURCE_FAULT_CACHE_CONTROL),
+                );
+            }
+            return (response, Outcome::Other);
         }
         let cached = Cached {
             content_type: answer

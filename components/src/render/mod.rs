@@ -3,6 +3,7 @@
 //! answer the Platform Server's requests as [`crate::protocol`] lays them out.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -45,8 +46,27 @@ pub struct Rendered {
 pub enum RenderError {
     /// 403: a configured limit (MaxPix, source pixels or bytes) was hit.
     TooLarge(String),
-    /// 500: the source cannot be read as an image.
+    /// 422: the source cannot be read as an image (empty, truncated, not an image). The
+    /// source is at fault, not the server.
     Unreadable(String),
+    /// 500: the server failed (the file could not be read, an encoder failed).
+    Failed(String),
+}
+
+impl RenderError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            RenderError::TooLarge(_) => StatusCode::FORBIDDEN,
+            RenderError::Unreadable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            RenderError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            RenderError::TooLarge(m) | RenderError::Unreadable(m) | RenderError::Failed(m) => m,
+        }
+    }
 }
 
 impl From<TooLarge> for RenderError {
@@ -125,12 +145,12 @@ pub fn render<E: Engine>(
             modifiers.bgc,
             format.keeps_alpha(),
         )
-        .map_err(RenderError::Unreadable)?;
+        .map_err(RenderError::Failed)?;
     let quality = modifiers.qlt.unwrap_or(Quality {
         value: limits.jpeg_quality,
         full_chroma: false,
     });
-    let body = encode::encode(&composed, format, quality).map_err(RenderError::Unreadable)?;
+    let body = encode::encode(&composed, format, quality).map_err(RenderError::Failed)?;
     Ok(Rendered {
         content_type: format.content_type(),
         body,
@@ -317,13 +337,13 @@ impl<E: Engine> RenderService<E> {
         stats.busy.fetch_add(1, Ordering::Relaxed);
         let work = tokio::task::spawn_blocking(move || {
             let bytes = std::fs::read(&source.path)
-                .map_err(|e| RenderError::Unreadable(format!("cannot read the source: {e}")))?;
+                .map_err(|e| RenderError::Failed(format!("cannot read the source: {e}")))?;
             render(&*engine, &bytes, &modifiers, &limits)
         })
         .await;
         self.stats.busy.fetch_sub(1, Ordering::Relaxed);
-        let result = work
-            .unwrap_or_else(|e| Err(RenderError::Unreadable(format!("the render failed: {e}"))));
+        let result =
+            work.unwrap_or_else(|e| Err(RenderError::Failed(format!("the render failed: {e}"))));
         match result {
             Ok(rendered) => {
                 self.stats.rendered.fetch_add(1, Ordering::Relaxed);
@@ -335,10 +355,11 @@ impl<E: Engine> RenderService<E> {
             }
             Err(e) => {
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                match e {
-                    RenderError::TooLarge(m) => reply::text(StatusCode::FORBIDDEN, m),
-                    RenderError::Unreadable(m) => reply::text(StatusCode::INTERNAL_SERVER_ERROR, m),
+                if !matches!(e, RenderError::TooLarge(_)) {
+                    // A log line that cannot be written must not fail the request.
+                    let _ = writeln!(std::io::stderr().lock(), "{path}: {}", e.message());
                 }
+                reply::text(e.status(), e.message())
             }
         }
     }
