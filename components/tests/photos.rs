@@ -269,7 +269,7 @@ fn wide_gamut_sources_are_converted_to_srgb() {
     let cases = [
         ("adobe.jpg", jpeg(&colourful(), Some(adobe.clone())), adobe),
         ("p3.jpg", jpeg(&colourful(), Some(p3.clone())), p3.clone()),
-        ("p3.png", png(&colourful(), p3.clone()), p3),
+        ("p3-lossless.png", png(&colourful(), p3.clone()), p3),
     ];
     for (name, bytes, icc) in cases {
         put(&s, name, &bytes);
