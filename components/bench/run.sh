@@ -18,6 +18,13 @@
 # against thumbor's best, both response sizes, and each daemon's resident memory when idle
 # (just started, and after the load).
 #
+# Then the real corpus: the JPEG photographs of Debian's mate-backgrounds (the nature
+# wallpapers, Elephants_3840x2160.jpg and Elephants_5640x3172.jpg), each as delivered and
+# re-encoded progressive without loss (jpegtran -progressive -copy all), resized to 500 px
+# wide at quality 80, uncached, at concurrency 4: ours (Connection: close) against thumbor
+# with 2 processes, CORPUS_DURATION seconds each (default 5), with the Image Server's CPU
+# time per request and its peak resident memory while serving that photo.
+#
 # Usage: components/bench/run.sh [DURATION]
 # BENCH_NOISE (default 0.02, a photo-like source of 156 KiB) is the share of noise blended
 # into the generated photo: the more noise, the more of every request goes to JPEG entropy
@@ -25,11 +32,13 @@
 # code come. At 0.02 thumbor with 2 processes serves about 145 req/s here, the closest to
 # the 160-170 req/s it was measured at on the photo the throughput target was set with;
 # 0.05 gives 330 KiB, 0.35 gives 1.2 MiB.
-# Needs: wrk (apt-get install wrk), python3 with venv; installs thumbor into a venv under
-# the scratch folder (BENCH_DIR, default target/bench) on first use.
+# Needs: wrk (apt-get install wrk), jpegtran (libjpeg-turbo-progs), python3 with venv;
+# installs thumbor into a venv under the scratch folder (BENCH_DIR, default target/bench)
+# on first use, and fetches mate-backgrounds there with apt-get download.
 set -euo pipefail
 
 DURATION=${1:-10}
+CORPUS_DURATION=${CORPUS_DURATION:-5}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=${BENCH_DIR:-$ROOT/target/bench}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -41,6 +50,8 @@ URL_PATH="/is/image/bench/photo?wid=500&qlt=80"
 THUMBOR_PATH="/unsafe/500x0/filters:quality(80)/photo.jpg"
 
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+command -v jpegtran >/dev/null ||
+    { echo "jpegtran is missing: apt-get install libjpeg-turbo-progs" >&2; exit 1; }
 mkdir -p "$WORK/catalog/bench"
 if [ ! -x "$VENV/bin/thumbor" ]; then
     echo "installing thumbor into $VENV"
@@ -66,6 +77,22 @@ EOF
     echo "$NOISE" > "$WORK/photo.noise"
 fi
 echo "source: $(stat -c %s "$PHOTO") bytes, 2000x1333, quality 90, noise $NOISE"
+
+CORPUS=$WORK/catalog/bench/corpus
+if [ ! -f "$CORPUS/complete" ]; then
+    echo "fetching mate-backgrounds into $WORK/deb"
+    rm -rf "$WORK/deb" "$CORPUS"
+    mkdir -p "$WORK/deb" "$CORPUS"
+    (cd "$WORK/deb" && apt-get download -q mate-backgrounds)
+    dpkg-deb -x "$WORK"/deb/mate-backgrounds_*.deb "$WORK/deb/root"
+    backgrounds=$WORK/deb/root/usr/share/backgrounds/mate
+    for source in "$backgrounds"/nature/*.jpg "$backgrounds"/abstract/Elephants_{3840x2160,5640x3172}.jpg; do
+        name=$(basename "$source" .jpg)
+        cp "$source" "$CORPUS/$name.jpg"
+        jpegtran -progressive -copy all -outfile "$CORPUS/$name-progressive.jpg" "$source"
+    done
+    touch "$CORPUS/complete"
+fi
 
 # Every server runs in its own process group (setsid), so that stopping it also stops the
 # processes it forked (thumbor --processes).
@@ -183,6 +210,27 @@ done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 sleep 2
 AFTER="ps $(rss_kib "$ps") KiB, es $(rss_kib "$es") KiB, svg $(rss_kib "$svg") KiB"
+
+echo "== the real corpus, wid=500&qlt=80, uncached, c=4: ours (close) against thumbor (2 procs, close)"
+echo "   req/s and their ratio; CPU time per request (ours: the Image Server) and its ratio; es peak RSS"
+printf "%-32s %-10s %-12s %8s %8s %6s %9s %9s %6s %8s\n" \
+    photo size kind ours thumbor ratio "ours cpu" "thb cpu" ratio "es peak"
+DURATION=$CORPUS_DURATION
+for photo in "$CORPUS"/*.jpg; do
+    name=$(basename "$photo" .jpg)
+    info=$(file -b "$photo")
+    kind=baseline
+    [[ $info == *progressive* ]] && kind=progressive
+    size=$(grep -oE '[0-9]+x[0-9]+,' <<<"$info" | tail -1 | tr -d ,)
+    # The peak resident memory while serving this photo only: clear_refs resets VmHWM.
+    echo 5 > "/proc/$es/clear_refs"
+    read -r ours _ _ ours_cpu <<<"$(load 4 "http://127.0.0.1:$PS_PORT/is/image/bench/corpus/$name?wid=500&qlt=80" "Connection: close" "$es")"
+    peak=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$es/status")
+    read -r theirs _ _ their_cpu <<<"$(load 4 "http://127.0.0.1:$THUMBOR2_PORT/unsafe/500x0/filters:quality(80)/corpus/$name.jpg" "Connection: close" "$thumbor2")"
+    awk -v n="$name" -v s="$size" -v k="$kind" -v o="$ours" -v t="$theirs" -v oc="$ours_cpu" \
+        -v tc="$their_cpu" -v p="$peak" 'BEGIN {
+        printf "%-32s %-10s %-12s %8.1f %8.1f %5.2fx %6.1f ms %6.1f ms %5.2fx %4s MiB\n", n, s, k, o, t, o / t, oc, tc, tc / oc, p }'
+done
 cleanup
 
 # Prints, for each concurrency, the series LABEL against thumbor's best: req/s and p99, and

@@ -69,6 +69,8 @@ pub struct ImageConfig {
     pub max_source_pixels: u64,
     pub max_source_bytes: u64,
     pub jpeg_quality: u8,
+    /// Turn sources upright by their EXIF orientation tag before anything else.
+    pub apply_orientation: bool,
 }
 
 /// Connection hygiene common to the three servers.
@@ -115,6 +117,7 @@ impl Default for Config {
                 max_source_pixels: 50_000_000,
                 max_source_bytes: 100 << 20,
                 jpeg_quality: 80,
+                apply_orientation: true,
             },
             http: HttpConfig {
                 header_timeout: 10,

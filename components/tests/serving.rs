@@ -293,7 +293,7 @@ fn errors_carry_a_status_and_a_reason() {
         assert!(r.text().lines().count() == 1, "{path}: {:?}", r.text());
     }
     let broken = s.get("/is/image/cat/broken");
-    assert_eq!(broken.status, 500, "{}", broken.text());
+    assert_eq!(broken.status, 422, "{}", broken.text());
     assert!(
         broken.text().contains("cannot be read"),
         "{}",

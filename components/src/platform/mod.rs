@@ -30,6 +30,10 @@ use crate::protocol;
 const IMAGE_PATH: &str = "/is/image";
 const CONTENT_PATH: &str = "/is/content/";
 
+/// `Cache-Control` of answers blaming the source (422): short, so that a fixed source is
+/// served soon, yet long enough that a broken one is not fetched again by every request.
+const SOURCE_FAULT_CACHE_CONTROL: &str = "public, max-age=60";
+
 /// How a request was answered, for the access log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
@@ -56,6 +60,8 @@ pub struct PlatformService {
     pub es: Backend,
     pub svg: Backend,
     cache_control: HeaderValue,
+    /// The renderers' settings that change their output, part of every image's cache key.
+    render_settings: String,
     access_log: bool,
     started: Instant,
     requests: AtomicU64,
@@ -80,6 +86,7 @@ impl PlatformService {
                 config.ps.cache_max_age
             ))
             .expect("digits are a valid header value"),
+            render_settings: format!("apply_orientation={}", config.image.apply_orientation),
             access_log: config.ps.access_log,
             started: Instant::now(),
             requests: AtomicU64::new(0),
@@ -136,7 +143,7 @@ impl PlatformService {
             Err(e) => return (path_error(e), Outcome::Other),
         };
         let canonical = modifiers.canonical();
-        let key = cache_key(&source, &canonical);
+        let key = cache_key(&source, &format!("{}\0{canonical}", self.render_settings));
         let etag = etag(&key);
         if matches_etag(headers, &etag) {
             return (self.not_modified(&etag), Outcome::NotModified);
@@ -155,7 +162,14 @@ impl PlatformService {
         };
         if answer.status != StatusCode::OK {
             let reason = String::from_utf8_lossy(&answer.body).into_owned();
-            return (reply::text(answer.status, reason), Outcome::Other);
+            let mut response = reply::text(answer.status, reason);
+            if answer.status == StatusCode::UNPROCESSABLE_ENTITY {
+                response.headers_mut().insert(
+                    CACHE_CONTROL,
+                    HeaderValue::from_static(SOURCE_FAULT_CACHE_CONTROL),
+                );
+            }
+            return (response, Outcome::Other);
         }
         let cached = Cached {
             content_type: answer

@@ -3,6 +3,7 @@
 //! answer the Platform Server's requests as [`crate::protocol`] lays them out.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -17,6 +18,8 @@ mod decode;
 mod encode;
 pub(crate) mod geometry;
 mod libjpeg;
+mod orientation;
+mod profile;
 mod raster;
 mod vector;
 
@@ -43,8 +46,27 @@ pub struct Rendered {
 pub enum RenderError {
     /// 403: a configured limit (MaxPix, source pixels or bytes) was hit.
     TooLarge(String),
-    /// 500: the source cannot be read as an image.
+    /// 422: the source cannot be read as an image (empty, truncated, not an image). The
+    /// source is at fault, not the server.
     Unreadable(String),
+    /// 500: the server failed (the file could not be read, an encoder failed).
+    Failed(String),
+}
+
+impl RenderError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            RenderError::TooLarge(_) => StatusCode::FORBIDDEN,
+            RenderError::Unreadable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            RenderError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            RenderError::TooLarge(m) | RenderError::Unreadable(m) | RenderError::Failed(m) => m,
+        }
+    }
 }
 
 impl From<TooLarge> for RenderError {
@@ -123,12 +145,12 @@ pub fn render<E: Engine>(
             modifiers.bgc,
             format.keeps_alpha(),
         )
-        .map_err(RenderError::Unreadable)?;
+        .map_err(RenderError::Failed)?;
     let quality = modifiers.qlt.unwrap_or(Quality {
         value: limits.jpeg_quality,
         full_chroma: false,
     });
-    let body = encode::encode(&composed, format, quality).map_err(RenderError::Unreadable)?;
+    let body = encode::encode(&composed, format, quality).map_err(RenderError::Failed)?;
     Ok(Rendered {
         content_type: format.content_type(),
         body,
@@ -144,7 +166,7 @@ impl Engine for RasterEngine {
     type Source = Header;
 
     fn open(&self, bytes: &[u8], limits: &ImageConfig) -> Result<Header, RenderError> {
-        let header = decode::read_header(bytes).map_err(unreadable)?;
+        let header = decode::read_header(bytes, limits.apply_orientation).map_err(unreadable)?;
         if header.pixels() > limits.max_source_pixels {
             return Err(RenderError::TooLarge(format!(
                 "the source is {}x{} pixels, more than max_source_pixels {}",
@@ -155,7 +177,7 @@ impl Engine for RasterEngine {
     }
 
     fn describe(header: &Header) -> ((u32, u32), &'static str) {
-        ((header.width, header.height), header.format_name())
+        (header.upright_size(), header.format_name())
     }
 
     fn draw(
@@ -168,6 +190,11 @@ impl Engine for RasterEngine {
         let max_bytes = limits.max_source_pixels.saturating_mul(8);
         let decoded =
             decode::decode(bytes, &header, layout.scale(), max_bytes).map_err(unreadable)?;
+        // Composing maps source pixel x to raster pixel x * reduction: move the source
+        // region by the decode's origin, in source pixels.
+        let mut layout = layout;
+        layout.source.x += decoded.origin.0 / decoded.reduction;
+        layout.source.y += decoded.origin.1 / decoded.reduction;
         Ok(Drawn {
             raster: decoded.raster,
             layout,
@@ -314,13 +341,13 @@ impl<E: Engine> RenderService<E> {
         stats.busy.fetch_add(1, Ordering::Relaxed);
         let work = tokio::task::spawn_blocking(move || {
             let bytes = std::fs::read(&source.path)
-                .map_err(|e| RenderError::Unreadable(format!("cannot read the source: {e}")))?;
+                .map_err(|e| RenderError::Failed(format!("cannot read the source: {e}")))?;
             render(&*engine, &bytes, &modifiers, &limits)
         })
         .await;
         self.stats.busy.fetch_sub(1, Ordering::Relaxed);
-        let result = work
-            .unwrap_or_else(|e| Err(RenderError::Unreadable(format!("the render failed: {e}"))));
+        let result =
+            work.unwrap_or_else(|e| Err(RenderError::Failed(format!("the render failed: {e}"))));
         match result {
             Ok(rendered) => {
                 self.stats.rendered.fetch_add(1, Ordering::Relaxed);
@@ -332,10 +359,11 @@ impl<E: Engine> RenderService<E> {
             }
             Err(e) => {
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                match e {
-                    RenderError::TooLarge(m) => reply::text(StatusCode::FORBIDDEN, m),
-                    RenderError::Unreadable(m) => reply::text(StatusCode::INTERNAL_SERVER_ERROR, m),
+                if !matches!(e, RenderError::TooLarge(_)) {
+                    // A log line that cannot be written must not fail the request.
+                    let _ = writeln!(std::io::stderr().lock(), "{path}: {}", e.message());
                 }
+                reply::text(e.status(), e.message())
             }
         }
     }
