@@ -94,15 +94,9 @@ if [ ! -f "$CORPUS/complete" ]; then
     touch "$CORPUS/complete"
 fi
 
-# Every server runs in its own process group (setsid), so that stopping it also stops the
-# processes it forked (thumbor --processes).
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill -- "-$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    PIDS=()
-}
-trap cleanup EXIT
+
+# shellcheck source=components/bench/servers.sh
+source "$ROOT/components/bench/servers.sh"
 
 export IMAGESERVING_CATALOG_ROOT=$WORK/catalog
 export IMAGESERVING_ES_LISTEN=127.0.0.1:$ES_PORT
@@ -111,14 +105,6 @@ export IMAGESERVING_PS_ACCESS_LOG=false
 CONFIG=$WORK/empty.toml
 : > "$CONFIG"
 
-# Waits (at most 30 s) until URL answers 200.
-wait_ok() {
-    for _ in $(seq 300); do
-        [ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" = 200 ] && return 0
-        sleep 0.1
-    done
-    echo "no answer from $1" >&2; exit 1
-}
 
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
@@ -131,12 +117,6 @@ cpu_ticks() {
     echo "$total"
 }
 
-launch() { # variable name for the pid, command...
-    local var=$1; shift
-    setsid "$@" >"$WORK/$var.log" 2>&1 &
-    PIDS+=($!)
-    printf -v "$var" %s $!
-}
 
 launch es env "$BIN/imageserving-es" --config "$CONFIG"
 launch svg env "$BIN/imageserving-svg" --config "$CONFIG"

@@ -33,25 +33,8 @@ fi
 rm -rf "$WORK" && mkdir -p "$WORK"
 "$BIN/xtask" sample-catalog "$WORK/catalog" >/dev/null
 
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill -- "-$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    PIDS=()
-}
-trap cleanup EXIT
-launch() { # log name, command...
-    local name=$1; shift
-    setsid "$@" >"$WORK/$name.log" 2>&1 &
-    PIDS+=($!)
-}
-wait_ok() {
-    for _ in $(seq 300); do
-        [ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" = 200 ] && return 0
-        sleep 0.1
-    done
-    echo "no answer from $1" >&2; exit 1
-}
+# shellcheck source=components/bench/servers.sh
+source "$ROOT/components/bench/servers.sh"
 
 : > "$WORK/empty.toml"
 export IMAGESERVING_CATALOG_ROOT=$WORK/catalog IMAGESERVING_PS_ACCESS_LOG=false
