@@ -104,8 +104,10 @@ impl Catalogs {
     }
 
     /// Finds the file of `/is/content/{catalog}/{path...}`, or the source a renderer was
-    /// asked for (`relative` as in [`Source::relative`]): the name is used as it is.
-    pub async fn file_at(&self, segments: Vec<String>) -> Result<Source, PathError> {
+    /// asked for (`relative` as in [`Source::relative`]), from the raw (percent-encoded) URL
+    /// path: the name is used as it is.
+    pub async fn file_at(&self, raw: &str) -> Result<Source, PathError> {
+        let segments = segments(raw)?;
         let catalogs = self.clone();
         off_the_io_threads(move || catalogs.find_file(&segments)).await
     }

@@ -209,11 +209,7 @@ impl PlatformService {
     }
 
     async fn content(&self, rest: &str, headers: &HeaderMap) -> Response<Body> {
-        let found = match catalog::segments(rest) {
-            Ok(segments) => self.catalogs.file_at(segments).await,
-            Err(e) => Err(e),
-        };
-        let source = match found {
+        let source = match self.catalogs.file_at(rest).await {
             Ok(s) => s,
             Err(e) => return path_error(e),
         };

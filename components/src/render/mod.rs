@@ -23,7 +23,7 @@ mod profile;
 mod raster;
 mod vector;
 
-use crate::catalog::{self, Catalogs, PathError};
+use crate::catalog::{Catalogs, PathError};
 use crate::config::{Config, ImageConfig};
 use crate::http::reply::{self, Body};
 use crate::http::server::Handler;
@@ -315,11 +315,7 @@ impl<E: Engine> RenderService<E> {
             Ok(m) => m,
             Err(e) => return reply::text(StatusCode::BAD_REQUEST, e.0),
         };
-        let found = match catalog::segments(path) {
-            Ok(segments) => self.catalogs.file_at(segments).await,
-            Err(e) => Err(e),
-        };
-        let source = match found {
+        let source = match self.catalogs.file_at(path).await {
             Ok(source) => source,
             Err(PathError::Invalid(m)) => return reply::text(StatusCode::BAD_REQUEST, m),
             Err(PathError::NotFound(m)) => return reply::text(StatusCode::NOT_FOUND, m),
