@@ -1,11 +1,12 @@
 //! The printer: the status report and every command's outcome, as text for people on
 //! standard output (problems on standard error) or as one JSON document for machines.
 
+use std::fmt;
 use std::io::{self, IsTerminal, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anstream::{eprintln, print, println};
-use anstyle::{AnsiColor, Style};
+use anstyle::{AnsiColor, Color, Style};
 use serde::Serialize;
 use tabled::builder::Builder;
 use tabled::settings::Alignment;
@@ -48,27 +49,37 @@ pub fn status(status: &StackStatus, json: bool) -> u8 {
     code.number()
 }
 
-/// `error:` as cargo prints it: bold red where colour is on.
-const ERROR: &str = "\x1b[1;31merror:\x1b[0m";
+const GREEN: Style = Style::new()
+    .bold()
+    .fg_color(Some(Color::Ansi(AnsiColor::Green)));
+const RED: Style = Style::new()
+    .bold()
+    .fg_color(Some(Color::Ansi(AnsiColor::Red)));
 
-/// A unit's state as `systemctl status` marks it: its glyph, and the colour of the glyph.
-fn mark(state: &ActiveState) -> (&'static str, Style) {
-    let green = Style::new().bold().fg_color(Some(AnsiColor::Green.into()));
-    let red = Style::new().bold().fg_color(Some(AnsiColor::Red.into()));
-    match state {
-        ActiveState::Active | ActiveState::Activating => ("●", green),
-        ActiveState::Reloading => ("↻", green),
-        ActiveState::Deactivating => ("●", Style::new()),
-        ActiveState::Inactive => ("○", Style::new()),
-        ActiveState::Maintenance => ("○", red),
-        ActiveState::Failed | ActiveState::Other(_) => ("×", red),
+/// `error:` as cargo prints it: bold red where colour is on.
+const ERROR: StyledStr = StyledStr(RED, "error:");
+
+/// Text in a style, written with the style's codes, which the standard streams drop where
+/// colour is off.
+struct StyledStr(Style, &'static str);
+
+impl fmt::Display for StyledStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let StyledStr(style, text) = self;
+        write!(f, "{style}{text}{style:#}")
     }
 }
 
-/// The glyph of `state`, in its colour. The standard streams drop the colour where it is off.
-fn marked(state: &ActiveState) -> String {
-    let (glyph, style) = mark(state);
-    format!("{style}{glyph}{style:#}")
+/// A unit's state as `systemctl status` marks it: its glyph, in the glyph's colour.
+fn mark(state: &ActiveState) -> StyledStr {
+    match state {
+        ActiveState::Active | ActiveState::Activating => StyledStr(GREEN, "●"),
+        ActiveState::Reloading => StyledStr(GREEN, "↻"),
+        ActiveState::Deactivating => StyledStr(Style::new(), "●"),
+        ActiveState::Inactive => StyledStr(Style::new(), "○"),
+        ActiveState::Maintenance => StyledStr(RED, "○"),
+        ActiveState::Failed | ActiveState::Other(_) => StyledStr(RED, "×"),
+    }
 }
 
 /// One view of `status --watch`: on a terminal the screen is drawn anew; elsewhere each view
@@ -97,7 +108,7 @@ pub fn status_text(status: &StackStatus) -> String {
     let now = status.read_at;
     let mut out = format!(
         "{} Supervisor  {SUPERVISOR}  {}  up {}\n\n",
-        marked(&status.supervisor.active_state),
+        mark(&status.supervisor.active_state),
         status.supervisor.summary(),
         or_dash(status.supervisor.uptime(now).map(uptime))
     );
@@ -115,7 +126,7 @@ pub fn status_text(status: &StackStatus) -> String {
     ]);
     for c in &status.components {
         table.push_record([
-            format!("{} {}", mark(&c.state.active_state).0, c.component.name()),
+            format!("{} {}", mark(&c.state.active_state).1, c.component.name()),
             c.state.unit.clone(),
             c.state.summary(),
             or_dash(c.pid),
@@ -136,8 +147,8 @@ pub fn status_text(status: &StackStatus) -> String {
     let mut rows = rendered.lines();
     out.extend(rows.next().map(|header| format!("{header}\n")));
     for (line, c) in rows.zip(&status.components) {
-        let glyph = mark(&c.state.active_state).0;
-        out.push_str(&line.replacen(glyph, &marked(&c.state.active_state), 1));
+        let mark = mark(&c.state.active_state);
+        out.push_str(&line.replacen(mark.1, &mark.to_string(), 1));
         out.push('\n');
     }
     for c in &status.components {
