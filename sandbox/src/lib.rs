@@ -49,6 +49,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
 use std::thread;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -236,15 +237,20 @@ impl Sandbox {
     /// A TCP connection made from inside the sandbox's network namespace, so that tests can talk
     /// to components listening on the sandbox's loopback.
     pub fn connect(&self, addr: SocketAddr) -> io::Result<TcpStream> {
-        let net_ns = self.net_ns.try_clone()?;
-        // setns() changes the calling thread only: a throwaway thread enters the namespace, and
-        // the socket keeps the namespace it was created in.
+        let network = self.network()?;
+        // A throwaway thread enters the namespace; the socket keeps the namespace it was
+        // created in.
         thread::spawn(move || {
-            move_into_link_name_space(net_ns.as_fd(), Some(LinkNameSpaceType::Network))?;
+            network.enter()?;
             TcpStream::connect(addr)
         })
         .join()
         .map_err(|_| io::Error::other("the thread connecting inside the sandbox panicked"))?
+    }
+
+    /// The sandbox's network namespace, for a thread that makes many connections there.
+    pub fn network(&self) -> io::Result<Network> {
+        Ok(Network(Arc::new(self.net_ns.try_clone()?)))
     }
 
     /// The journal of one unit (`journalctl -u UNIT -o cat`), for test failure messages.
@@ -273,5 +279,18 @@ impl Sandbox {
 
     fn units_dir(&self) -> PathBuf {
         self.launch.state.units()
+    }
+}
+
+/// A sandbox's network namespace, shared by the threads that enter it.
+#[derive(Clone, Debug)]
+pub struct Network(Arc<OwnedFd>);
+
+impl Network {
+    /// Moves the calling thread into the namespace: setns() changes that thread alone, and
+    /// the sockets it then makes talk to the sandbox's loopback.
+    pub fn enter(&self) -> io::Result<()> {
+        move_into_link_name_space(self.0.as_fd(), Some(LinkNameSpaceType::Network))?;
+        Ok(())
     }
 }

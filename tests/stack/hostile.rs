@@ -2,10 +2,8 @@
 //! traversal and slow-loris requests, bounded in count and time, on the sandbox's loopback.
 //! Afterwards no daemon has crashed, memory stayed bounded, and real requests still work.
 
-use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,15 +50,6 @@ fn catalog() -> PathBuf {
     root
 }
 
-fn enter(net_ns: &PathBuf) {
-    let ns = File::open(net_ns).unwrap();
-    // SAFETY: setns() on a namespace descriptor changes only this thread.
-    assert_eq!(
-        unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
-        0
-    );
-}
-
 /// Sends `request` on a fresh connection and reads whatever comes back, within bounds.
 fn send(request: &[u8]) -> Option<u16> {
     let mut stream = TcpStream::connect("127.0.0.1:8080").ok()?;
@@ -99,15 +88,15 @@ fn oversized() -> Vec<Vec<u8>> {
 fn hostile_traffic_crashes_nothing_and_memory_stays_bounded() {
     let stack = Stack::serving(&catalog());
     stack.cli(&["start"]).expect(0);
-    let net_ns = PathBuf::from(format!("/proc/{}/ns/net", stack.sandbox.pid1()));
+    let network = stack.sandbox.network().unwrap();
     let sent = Arc::new(AtomicU64::new(0));
     let server_errors = Arc::new(AtomicU64::new(0));
 
     // Slow-loris: connections that dribble a header and never finish it.
     let slow = {
-        let net_ns = net_ns.clone();
+        let network = network.clone();
         thread::spawn(move || {
-            enter(&net_ns);
+            network.enter().unwrap();
             let mut open: Vec<TcpStream> = (0..SLOW_CLIENTS)
                 .filter_map(|_| TcpStream::connect("127.0.0.1:8080").ok())
                 .collect();
@@ -122,10 +111,10 @@ fn hostile_traffic_crashes_nothing_and_memory_stays_bounded() {
 
     let clients: Vec<_> = (0..CLIENTS)
         .map(|i| {
-            let (net_ns, sent, server_errors) =
-                (net_ns.clone(), sent.clone(), server_errors.clone());
+            let (network, sent, server_errors) =
+                (network.clone(), sent.clone(), server_errors.clone());
             thread::spawn(move || {
-                enter(&net_ns);
+                network.enter().unwrap();
                 let oversized = oversized();
                 let all: Vec<&[u8]> = HOSTILE
                     .iter()

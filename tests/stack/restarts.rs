@@ -13,17 +13,16 @@
 pub mod fixture;
 
 use std::fmt;
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use image::{ImageFormat, Rgb, RgbImage};
+use imageserving_sandbox::Network;
 
 use fixture::{COMPONENTS, Stack, unit};
 
@@ -257,14 +256,10 @@ impl Connection {
 }
 
 /// A client thread inside the sandbox's network namespace, sending until the load stops.
-fn client(net_ns: &Path, load: &Load) -> Seen {
-    let ns = File::open(net_ns).expect("open the sandbox's network namespace");
-    // SAFETY: setns() on a namespace descriptor changes only this thread.
-    assert_eq!(
-        unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
-        0,
-        "enter the sandbox's network namespace"
-    );
+fn client(network: &Network, load: &Load) -> Seen {
+    network
+        .enter()
+        .expect("enter the sandbox's network namespace");
     let address = SocketAddr::from(([127, 0, 0, 1], 8080));
     let mut seen = Seen::default();
     let mut open: Option<Connection> = None;
@@ -357,11 +352,14 @@ fn run_cell(
         stop: AtomicBool::new(false),
         restarts: Restarts::default(),
     });
-    let net_ns = PathBuf::from(format!("/proc/{}/ns/net", stack.sandbox.pid1()));
+    let network = stack
+        .sandbox
+        .network()
+        .expect("the sandbox's network namespace");
     let clients: Vec<_> = (0..CLIENTS)
         .map(|_| {
-            let (net_ns, load) = (net_ns.clone(), load.clone());
-            thread::spawn(move || client(&net_ns, &load))
+            let (network, load) = (network.clone(), load.clone());
+            thread::spawn(move || client(&network, &load))
         })
         .collect();
     // Restart number i waits for its share of the requests: every restart happens under load,
