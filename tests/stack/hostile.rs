@@ -132,14 +132,14 @@ fn hostile_traffic_crashes_nothing_and_memory_stays_bounded() {
         })
         .collect();
 
-    // Sample the stack's memory while it is under attack.
+    // Sample the stack's memory while it is under attack, where systemd can account for it.
+    let measured = stack.sandbox.has_controller("memory");
     let mut peak = 0u64;
     while clients.iter().any(|c| !c.is_finished()) {
-        if let Ok(bytes) = stack
-            .show("imageserving.slice", "MemoryCurrent")
-            .parse::<u64>()
-        {
-            peak = peak.max(bytes);
+        if measured {
+            let current = stack.show("imageserving.slice", "MemoryCurrent");
+            let bytes = current.parse::<u64>();
+            peak = peak.max(bytes.unwrap_or_else(|_| panic!("MemoryCurrent: {current}")));
         }
         thread::sleep(Duration::from_millis(50));
     }
@@ -149,11 +149,7 @@ fn hostile_traffic_crashes_nothing_and_memory_stays_bounded() {
     slow.join().unwrap();
 
     let sent = sent.load(Ordering::Relaxed);
-    println!(
-        "hostile traffic: {sent} requests and {SLOW_CLIENTS} slow-loris connections; \
-         peak stack memory {:.1} MiB",
-        peak as f64 / (1 << 20) as f64
-    );
+    println!("hostile traffic: {sent} requests and {SLOW_CLIENTS} slow-loris connections");
     assert_eq!(
         server_errors.load(Ordering::Relaxed),
         0,
@@ -164,7 +160,15 @@ fn hostile_traffic_crashes_nothing_and_memory_stays_bounded() {
         assert_eq!(stack.show(&unit(c), "ActiveState"), "active", "{c}");
     }
     // Far below the units' ceilings (MemoryMax= 512M for ps, 1G for es and svg).
-    assert!(peak < 256 << 20, "peak memory {peak} bytes");
+    if measured {
+        println!(
+            "peak stack memory {:.1} MiB",
+            peak as f64 / (1 << 20) as f64
+        );
+        assert!(peak > 0 && peak < 256 << 20, "peak memory {peak} bytes");
+    } else {
+        println!("stack memory not measured: the sandbox's systemd has no memory controller");
+    }
     let response = stack.get("/is/image/shop/shoe?wid=150&fmt=png");
     assert_eq!(response.status, 200, "{}", response.text());
 }
