@@ -1,6 +1,7 @@
 //! The command line: what operators type, with the original script's verbs and the Spanish
 //! aliases its translated documentation uses.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::PossibleValue;
@@ -8,6 +9,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::control::Action;
 use crate::exit;
+use crate::remote::Host;
 use crate::stack::Component;
 
 /// Shown after the options: what the components are, then the exit codes.
@@ -36,8 +38,40 @@ pub struct Cli {
     pub json: bool,
 
     /// Talk to the calling user's service manager instead of the system one.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, conflicts_with_all = ["hosts", "hosts_file"])]
     pub user: bool,
+
+    /// Act on the system manager of HOST, over ssh (`systemd-stdio-bridge` there); repeat the
+    /// option or separate hosts with commas.
+    #[arg(
+        short = 'H',
+        long = "host",
+        global = true,
+        value_name = "[USER@]HOST[:PORT]",
+        value_delimiter = ','
+    )]
+    pub hosts: Vec<Host>,
+
+    /// Read the hosts from FILE: one a line, `#` starts a comment.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub hosts_file: Option<PathBuf>,
+
+    /// With hosts, act on at most N of them at once (default: all).
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: Option<u16>,
+
+    /// With hosts, act on one at a time, in the order given, each only once the one before is
+    /// healthy again: every component active and the Platform Server answering /is/image.
+    #[arg(long, global = true, conflicts_with = "parallel")]
+    pub rolling: bool,
+
+    /// With --rolling, how long a host may take to be healthy again, in seconds.
+    #[arg(long, global = true, value_name = "SECS", default_value = "30", value_parser = parse_timeout)]
+    pub health_timeout: Duration,
+
+    /// With --rolling, go on to the next host after one that failed.
+    #[arg(long, global = true)]
+    pub keep_going: bool,
 
     /// Enqueue the jobs and return without waiting for them.
     #[arg(long, global = true)]
@@ -198,6 +232,21 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn hosts_repeat_and_split_on_commas() {
+        let cli = Cli::try_parse_from(["ImageServing", "-H", "a,root@b:2222", "-H", "c", "status"])
+            .unwrap();
+        let names: Vec<String> = cli.hosts.iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["a", "root@b:2222", "c"]);
+    }
+
+    #[test]
+    fn a_remote_user_manager_is_refused() {
+        let error =
+            Cli::try_parse_from(["ImageServing", "--user", "-H", "a", "status"]).unwrap_err();
+        assert_eq!(error.exit_code(), 2);
     }
 
     #[test]

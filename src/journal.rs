@@ -1,5 +1,5 @@
 //! The journal, read through `journalctl --output=json` (which reads the same over ssh as
-//! locally): the components' logs, the lines a component logged before it failed, and the
+//! locally, and is so read on remote hosts): the components' logs, the lines a component logged before it failed, and the
 //! result of its last failure once systemd has restarted it (a new start resets the `Result`
 //! property).
 
@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 
+use crate::remote::Host;
 use crate::stack::Component;
 use crate::systemd::{Manager, UnitResult};
 
@@ -120,12 +121,12 @@ pub struct PastFailure {
 
 /// The last lines the unit's own processes logged, oldest first; empty when the journal cannot
 /// be read (no journalctl, no permission), since the failure is reported either way.
-pub fn last_lines(manager: Manager, unit: &str) -> Vec<String> {
+pub fn last_lines(manager: Manager, host: Option<&Host>, unit: &str) -> Vec<String> {
     let field = match manager {
         Manager::System => "_SYSTEMD_UNIT",
         Manager::User => "_SYSTEMD_USER_UNIT",
     };
-    journalctl(&["-n", LINES, &format!("{field}={unit}")])
+    journalctl(host, &["-n", LINES, &format!("{field}={unit}")])
         .into_iter()
         .map(|entry| entry.message)
         .filter(|line| !line.trim().is_empty())
@@ -134,17 +135,20 @@ pub fn last_lines(manager: Manager, unit: &str) -> Vec<String> {
 
 /// The unit's last failure, as systemd logged it; `None` when there is none or the journal
 /// cannot be read.
-pub fn last_failure(manager: Manager, unit: &str) -> Option<PastFailure> {
+pub fn last_failure(manager: Manager, host: Option<&Host>, unit: &str) -> Option<PastFailure> {
     let field = match manager {
         Manager::System => "UNIT",
         Manager::User => "USER_UNIT",
     };
-    let entry = journalctl(&[
-        "-n",
-        "1",
-        &format!("{field}={unit}"),
-        &format!("MESSAGE_ID={FAILURE_RESULT_MESSAGE}"),
-    ])
+    let entry = journalctl(
+        host,
+        &[
+            "-n",
+            "1",
+            &format!("{field}={unit}"),
+            &format!("MESSAGE_ID={FAILURE_RESULT_MESSAGE}"),
+        ],
+    )
     .pop()?;
     Some(PastFailure {
         result: UnitResult::from(entry.unit_result?),
@@ -168,20 +172,30 @@ pub fn unit_option(manager: Manager, unit: &str) -> String {
     }
 }
 
-/// `journalctl` with JSON output and no pager. A user manager's units are read from every
-/// journal file the caller may read (`--user` would read only the user's own files, which
-/// root and volatile journals do not have), matched by their user unit's name.
-pub fn journalctl_command() -> Command {
-    let mut command = Command::new("journalctl");
-    command.args(["--output=json", "--no-pager"]);
-    command
+/// `journalctl ARGS` with JSON output and no pager, here or on `host` over ssh. A user
+/// manager's units are read from every journal file the caller may read (`--user` would read
+/// only the user's own files, which root and volatile journals do not have), matched by their
+/// user unit's name.
+pub fn journalctl_command(host: Option<&Host>, args: &[&str]) -> Command {
+    let words = ["journalctl", "--output=json", "--no-pager"]
+        .iter()
+        .chain(args)
+        .copied()
+        .collect::<Vec<_>>();
+    match host {
+        Some(host) => host.ssh(&words),
+        None => {
+            let mut command = Command::new(words[0]);
+            command.args(&words[1..]);
+            command
+        }
+    }
 }
 
 /// The entries `args` select; none when the journal cannot be read.
-fn journalctl(args: &[&str]) -> Vec<Entry> {
-    let output = journalctl_command()
-        .arg("--quiet")
-        .args(args)
+fn journalctl(host: Option<&Host>, args: &[&str]) -> Vec<Entry> {
+    let args = [&["--quiet"], args].concat();
+    let output = journalctl_command(host, &args)
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output();
