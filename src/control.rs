@@ -282,7 +282,7 @@ async fn verify(
                 message: format!(
                     "{} ({component}) {what}; see `{}`",
                     component.title(),
-                    journal::command_for(manager, &state.unit)
+                    journal::command_for(manager, systemd.host(), &state.unit)
                 ),
                 log,
             });

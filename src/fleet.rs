@@ -198,8 +198,11 @@ async fn act_on(host: &Host, plan: Plan, said: &(dyn Fn(&Host, &str) + Sync)) ->
         }
     };
     if !report.succeeded() {
-        let first = report.problems.first().map(|p| p.message.as_str());
-        said(host, &format!("failed: {}", first.unwrap_or("")));
+        // The problems themselves come with the summary.
+        said(
+            host,
+            &format!("failed after {:.2} s", started.elapsed().as_secs_f64()),
+        );
         return HostOutcome::Acted {
             report: Box::new(report),
             health: None,

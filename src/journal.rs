@@ -156,11 +156,15 @@ pub fn last_failure(manager: Manager, host: Option<&Host>, unit: &str) -> Option
     })
 }
 
-/// The command an operator runs to see the whole log.
-pub fn command_for(manager: Manager, unit: &str) -> String {
-    match manager {
+/// The command an operator runs to see the whole log: on `host` through ssh.
+pub fn command_for(manager: Manager, host: Option<&Host>, unit: &str) -> String {
+    let local = match manager {
         Manager::System => format!("journalctl -u {unit}"),
         Manager::User => format!("journalctl --user-unit={unit}"),
+    };
+    match host {
+        Some(host) => format!("ssh {host} {local}"),
+        None => local,
     }
 }
 

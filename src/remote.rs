@@ -262,35 +262,57 @@ impl Unreachable {
     /// Tells the failures apart by ssh's exit code (the remote command's when ssh got that
     /// far) and its messages.
     pub fn from_ssh(host: &Host, status: Option<ExitStatus>, stderr: &str) -> Unreachable {
-        let lower = stderr.to_ascii_lowercase();
         let code = status.and_then(|s| s.code());
-        let reason = if code == Some(127)
-            || (lower.contains("systemd-stdio-bridge") && lower.contains("not found"))
-        {
-            Reason::NoBridge
-        } else if lower.contains("connection refused") {
-            Reason::Refused
-        } else if lower.contains("permission denied")
-            || lower.contains("host key verification failed")
-            || lower.contains("too many authentication failures")
-        {
-            Reason::Authentication
-        } else if lower.contains("timed out") {
-            Reason::Timeout
-        } else if lower.contains("could not resolve hostname") {
-            Reason::UnknownHost
-        } else {
-            Reason::Other
-        };
-        let detail = stderr
+        // Each reason and the words ssh (or the remote shell) says it with.
+        const SIGNS: [(Reason, &[&str]); 5] = [
+            (
+                Reason::NoBridge,
+                &[
+                    "systemd-stdio-bridge: command not found",
+                    "systemd-stdio-bridge: not found",
+                ],
+            ),
+            (Reason::Refused, &["connection refused"]),
+            (
+                Reason::Authentication,
+                &[
+                    "permission denied",
+                    "host key verification failed",
+                    "too many authentication failures",
+                ],
+            ),
+            (Reason::Timeout, &["timed out"]),
+            (Reason::UnknownHost, &["could not resolve hostname"]),
+        ];
+        let lines: Vec<&str> = stderr
             .lines()
             .map(str::trim)
-            .rfind(|l| !l.is_empty() && !l.starts_with("Warning: Permanently added"))
-            .map(str::to_string)
-            .unwrap_or_else(|| match status {
-                Some(status) => format!("ssh ended ({status}) before the bus answered"),
-                None => "ssh ended before the bus answered".to_string(),
-            });
+            .filter(|l| !l.is_empty() && !l.starts_with("Warning: Permanently added"))
+            .collect();
+        let sign = SIGNS.iter().find_map(|(reason, words)| {
+            let line = lines.iter().find(|l| {
+                let lower = l.to_ascii_lowercase();
+                words.iter().any(|w| lower.contains(w))
+            })?;
+            Some((*reason, line.to_string()))
+        });
+        let (reason, detail) = match sign {
+            Some(found) => found,
+            None if code == Some(127) => (
+                Reason::NoBridge,
+                "the remote shell found no systemd-stdio-bridge".to_string(),
+            ),
+            None => (
+                Reason::Other,
+                lines.last().map_or_else(
+                    || match status {
+                        Some(status) => format!("ssh ended ({status}) before the bus answered"),
+                        None => "ssh ended before the bus answered".to_string(),
+                    },
+                    |line| line.to_string(),
+                ),
+            ),
+        };
         Unreachable {
             host: host.to_string(),
             reason,

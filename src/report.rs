@@ -165,7 +165,7 @@ pub fn status_text(status: &StackStatus) -> String {
                 c.component,
                 c.state.summary(),
                 c.diagnosis(status.manager),
-                journal::command_for(status.manager, &c.state.unit)
+                journal::command_for(status.manager, status.host.as_ref(), &c.state.unit)
             ));
         } else {
             if let Some(failure) = &c.last_failure {
@@ -276,11 +276,11 @@ pub fn fleet_status(hosts: &[(Host, Result<StackStatus, Trouble>)], json: bool) 
             marks.push(mark(&c.state.active_state));
             if !c.state.is_active() && c.result.is_failure() {
                 notes.push(format!(
-                    "{host}: {}: {}: {}; see `ssh {host} {}`",
+                    "{host}: {}: {}: {}; see `{}`",
                     c.component,
                     c.state.summary(),
                     c.diagnosis(status.manager),
-                    journal::command_for(status.manager, &c.state.unit)
+                    journal::command_for(status.manager, Some(host), &c.state.unit)
                 ));
             }
         }

@@ -1,0 +1,264 @@
+//! `ImageServing -H …` across a tier of hosts, each a sandbox of its own with the stack and a
+//! real sshd, reached over real ssh.
+
+use crate::fixture::{COMPONENTS, unit};
+use crate::hosts::{SSHD_UNIT, Tier};
+
+#[test]
+fn status_of_three_hosts_is_one_table_and_a_list_of_documents() {
+    let tier = Tier::boot(&["a", "b", "c"]);
+    let run = tier.cli(&["-H", "a,b", "-H", "c", "status"]).expect(0);
+    for host in ["a", "b", "c"] {
+        let rows: Vec<&str> = run
+            .stdout
+            .lines()
+            .filter(|l| l.split_whitespace().next() == Some(host))
+            .collect();
+        assert_eq!(
+            rows.len(),
+            4,
+            "the Supervisor and 3 components of {host}:\n{}",
+            run.stdout
+        );
+        assert!(rows[0].contains("imageserving.target"), "{}", rows[0]);
+    }
+
+    let json = tier
+        .cli(&["-H", "a,b,c", "status", "--json"])
+        .expect(0)
+        .json();
+    let docs = json.as_array().expect("a list");
+    assert_eq!(docs.len(), 3);
+    for (doc, host) in docs.iter().zip(&tier.hosts) {
+        assert_eq!(doc["host"], host.name.as_str());
+        assert_eq!(doc["exit_code"], 0);
+        assert!(doc.get("error").is_none(), "{doc}");
+        // Each host's document is that host's own stack.
+        for (c, name) in doc["components"].as_array().unwrap().iter().zip(COMPONENTS) {
+            assert_eq!(c["invocation_id"], host.stack.invocation(name).as_str());
+        }
+    }
+    // One host alone is a list too.
+    let one = tier.cli(&["-H", "b", "status", "--json"]).expect(0).json();
+    assert_eq!(one.as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn an_unreachable_host_is_a_row_that_says_why_and_the_first_code_wins() {
+    let tier = Tier::boot(&["a", "b", "c"]);
+    assert!(
+        tier.host("b")
+            .stack
+            .systemctl(&["stop", SSHD_UNIT])
+            .status
+            .success()
+    );
+    assert!(
+        tier.host("c")
+            .stack
+            .systemctl(&["stop", "imageserving.target"])
+            .status
+            .success()
+    );
+
+    let run = tier.cli(&["-H", "a,b,c", "status"]).expect(4);
+    let row = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(" b ") || l.starts_with("b "))
+        .unwrap_or_else(|| panic!("no row of b:\n{}", run.stdout));
+    assert!(row.contains("unreachable: ssh refused"), "{row}");
+    run.stdout_says("Connection refused");
+    for (host, state) in [("a", "active/running"), ("c", "inactive/dead")] {
+        assert!(
+            run.stdout
+                .lines()
+                .any(|l| l.trim_start().starts_with(host) && l.contains(state)),
+            "{host} {state}:\n{}",
+            run.stdout
+        );
+    }
+    // In the order given: c's 3 (not running) comes before b's 4 (unknown).
+    tier.cli(&["-H", "c,b,a", "status"]).expect(3);
+
+    let json = tier
+        .cli(&["-H", "a,b,c", "status", "--json"])
+        .expect(4)
+        .json();
+    let b = &json[1];
+    assert_eq!(b["host"], "b");
+    assert_eq!(b["exit_code"], 4);
+    assert_eq!(b["unreachable"], "refused");
+    assert!(
+        b["error"].as_str().unwrap().contains("cannot reach b"),
+        "{b}"
+    );
+    assert_eq!(json[0]["exit_code"], 0);
+    assert_eq!(json[2]["exit_code"], 3);
+    assert_eq!(json[2]["supervisor"]["active"], false);
+}
+
+#[test]
+fn a_refused_key_and_a_wrong_host_key_are_told_apart() {
+    let tier = Tier::boot(&["a", "b"]);
+    tier.host("a").refuse_keys();
+    tier.forget_host_key("b");
+    let json = tier
+        .cli(&["-H", "a,b", "status", "--json"])
+        .expect(4)
+        .json();
+    for (doc, said) in json
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(["Permission denied", "Host key verification failed"])
+    {
+        assert_eq!(doc["unreachable"], "authentication", "{doc}");
+        assert!(doc["error"].as_str().unwrap().contains(said), "{doc}");
+    }
+    // An action on such a host fails, with one line naming it.
+    let run = tier.cli(&["-H", "a", "restart", "es"]).expect(1);
+    run.stderr_says("cannot reach a: authentication failed");
+    run.stderr_omits("panicked");
+}
+
+#[test]
+fn restart_es_in_parallel_restarts_es_on_every_host_and_nothing_else() {
+    let tier = Tier::boot(&["a", "b", "c"]);
+    let before: Vec<Vec<String>> = tier
+        .hosts
+        .iter()
+        .map(|h| COMPONENTS.map(|c| h.stack.invocation(c)).to_vec())
+        .collect();
+    let run = tier.cli(&["-H", "a,b,c", "restart", "es"]).expect(0);
+    for (host, before) in tier.hosts.iter().zip(before) {
+        for (c, old) in COMPONENTS.iter().zip(before) {
+            let now = host.stack.invocation(c);
+            if *c == "es" {
+                assert_ne!(now, old, "{}'s es kept its invocation", host.name);
+                assert_eq!(host.stack.show(&unit(c), "ActiveState"), "active");
+            } else {
+                assert_eq!(now, old, "{}'s {c} restarted", host.name);
+            }
+        }
+        assert!(
+            run.stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("{}  Restarted es", host.name))),
+            "{}",
+            run.stdout
+        );
+        run.stderr_says(&format!("{}: restarting es…", host.name));
+    }
+}
+
+/// When a journal entry was written, in µs since the epoch.
+fn at(entry: &serde_json::Value) -> u64 {
+    entry["__REALTIME_TIMESTAMP"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .expect("a timestamp")
+}
+
+#[test]
+fn a_rolling_restart_goes_on_to_each_host_once_the_one_before_is_healthy() {
+    let tier = Tier::boot(&["a", "b", "c"]);
+    let run = tier
+        .cli(&["-H", "a,b,c", "restart", "es", "--rolling"])
+        .expect(0);
+    run.stderr_says("b: healthy: ps answered /is/image with 200 on port 8080");
+    // On each host, by its own journal: when es began to restart, and when ps then answered
+    // the health probe.
+    let moments: Vec<(u64, u64)> = tier
+        .hosts
+        .iter()
+        .map(|host| {
+            let began = host
+                .journal_json(&[&format!("UNIT={}", unit("es"))])
+                .iter()
+                .rev()
+                .find(|e| {
+                    e["MESSAGE"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with("Stopping"))
+                })
+                .map(at)
+                .unwrap_or_else(|| panic!("{} logged no stop of es", host.name));
+            let healthy = host
+                .journal_json(&[&format!("_SYSTEMD_UNIT={}", unit("ps"))])
+                .iter()
+                .filter(|e| {
+                    e["MESSAGE"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("\"GET /is/image\" 200"))
+                })
+                .map(at)
+                .find(|&t| t > began)
+                .unwrap_or_else(|| panic!("{}'s ps logged no probe after the restart", host.name));
+            (began, healthy)
+        })
+        .collect();
+    for pair in moments.windows(2) {
+        let ((_, healthy), (next_began, _)) = (pair[0], pair[1]);
+        assert!(
+            next_began > healthy,
+            "a host began its restart before the one before was healthy: {moments:?}"
+        );
+    }
+}
+
+#[test]
+fn a_rolling_restart_stops_at_the_first_host_whose_es_fails() {
+    let tier = Tier::boot(&["a", "b", "c"]);
+    tier.host("b")
+        .stack
+        .sandbox
+        .drop_in(
+            &unit("es"),
+            "50-broken",
+            "[Service]\nExecStart=\nExecStart=/bin/false\n",
+        )
+        .expect("break b's es");
+    let before: Vec<String> = tier
+        .hosts
+        .iter()
+        .map(|h| h.stack.invocation("es"))
+        .collect();
+    let run = tier
+        .cli(&["-H", "a,b,c", "restart", "es", "--rolling"])
+        .expect(1);
+    run.stderr_says("b: Image Server (image processing) (es) is");
+    run.stderr_says("see `ssh b journalctl -u imageserving-es.service`");
+    // Its last lines come from b's own journal: this machine has none of es.
+    run.stderr_says("    | imageserving-es stopped");
+    run.stderr_says("the restart of es stopped at b; untouched: c");
+    run.stdout_says("c  untouched");
+    assert_ne!(tier.host("a").stack.invocation("es"), before[0], "a's es");
+    assert_eq!(
+        tier.host("c").stack.invocation("es"),
+        before[2],
+        "c was touched"
+    );
+
+    // --keep-going goes on past b.
+    let run = tier
+        .cli(&[
+            "-H",
+            "a,b,c",
+            "restart",
+            "es",
+            "--rolling",
+            "--keep-going",
+            "--json",
+        ])
+        .expect(1)
+        .json();
+    let outcomes: Vec<&str> = run
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["done", "failed", "done"]);
+    assert_ne!(tier.host("c").stack.invocation("es"), before[2], "c's es");
+}
