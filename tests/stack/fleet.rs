@@ -1,6 +1,13 @@
 //! `ImageServing -H …` across a tier of hosts, each a sandbox of its own with the stack and a
 //! real sshd, reached over real ssh.
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
 use crate::fixture::{COMPONENTS, unit};
 use crate::hosts::{SSHD_UNIT, Tier};
 
@@ -99,21 +106,21 @@ fn an_unreachable_host_is_a_row_that_says_why_and_the_first_code_wins() {
 }
 
 #[test]
-fn a_refused_key_and_a_wrong_host_key_are_told_apart() {
-    let tier = Tier::boot(&["a", "b"]);
+fn a_refused_key_a_wrong_host_key_and_a_host_without_systemd_are_told_apart() {
+    let tier = Tier::boot(&["a", "b", "c"]);
     tier.host("a").refuse_keys();
     tier.forget_host_key("b");
+    tier.host("c").hide_the_bridge();
     let json = tier
-        .cli(&["-H", "a,b", "status", "--json"])
+        .cli(&["-H", "a,b,c", "status", "--json"])
         .expect(4)
         .json();
-    for (doc, said) in json
-        .as_array()
-        .unwrap()
-        .iter()
-        .zip(["Permission denied", "Host key verification failed"])
-    {
-        assert_eq!(doc["unreachable"], "authentication", "{doc}");
+    for (doc, (reason, said)) in json.as_array().unwrap().iter().zip([
+        ("authentication", "Permission denied"),
+        ("authentication", "Host key verification failed"),
+        ("no-bridge", "systemd-stdio-bridge: command not found"),
+    ]) {
+        assert_eq!(doc["unreachable"], reason, "{doc}");
         assert!(doc["error"].as_str().unwrap().contains(said), "{doc}");
     }
     // An action on such a host fails, with one line naming it.
@@ -150,6 +157,42 @@ fn restart_es_in_parallel_restarts_es_on_every_host_and_nothing_else() {
         );
         run.stderr_says(&format!("{}: restarting es…", host.name));
     }
+}
+
+#[test]
+fn logs_of_a_host_come_from_its_own_journal() {
+    let tier = Tier::boot(&["a"]);
+    let run = tier.cli(&["-H", "a", "logs", "es", "--json"]).expect(0);
+    let entries: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert!(
+        entries.iter().any(|e| e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("listening"))),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        entries.iter().all(|e| e["component"] == "es"),
+        "{}",
+        run.stdout
+    );
+    // A time with a space reaches the remote journalctl as one word.
+    tier.cli(&[
+        "-H",
+        "a",
+        "logs",
+        "--since",
+        "2000-01-01 00:00:00",
+        "-n",
+        "1",
+    ])
+    .expect(0);
+    let run = tier.cli(&["-H", "a,b", "logs"]).expect(2);
+    run.stderr_says("give one -H");
 }
 
 /// When a journal entry was written, in µs since the epoch.
@@ -261,4 +304,81 @@ fn a_rolling_restart_stops_at_the_first_host_whose_es_fails() {
         .collect();
     assert_eq!(outcomes, ["done", "failed", "done"]);
     assert_ne!(tier.host("c").stack.invocation("es"), before[2], "c's es");
+}
+
+/// Requests a client thread made and those that failed (a socket error or a status other than
+/// 200), with the first failure's story.
+#[derive(Default)]
+struct Load {
+    requests: u64,
+    failed: u64,
+    first_failure: Option<String>,
+}
+
+/// One `GET /is/image` on a new connection, in the network `stream` was made in.
+fn status_document(mut stream: TcpStream) -> Result<(), String> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(b"GET /is/image HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("send: {e}"))?;
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .map_err(|e| format!("receive: {e}"))?;
+    let head = String::from_utf8_lossy(&answer);
+    match head.lines().next() {
+        Some(line) if line.starts_with("HTTP/1.1 200") => Ok(()),
+        line => Err(format!("status: {line:?}")),
+    }
+}
+
+#[test]
+fn a_rolling_restart_of_es_loses_no_request_on_any_host() {
+    let tier = Tier::boot(&["a", "b", "c"]);
+    let done = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = tier
+        .hosts
+        .iter()
+        .flat_map(|host| {
+            let network = host.stack.sandbox.network().expect("the host's network");
+            (0..2).map(move |_| (host.name.clone(), network.clone()))
+        })
+        .map(|(name, network)| {
+            let done = done.clone();
+            let client = thread::spawn(move || {
+                network.enter().expect("enter the host's network");
+                let mut load = Load::default();
+                while !done.load(Ordering::Relaxed) {
+                    load.requests += 1;
+                    let result = TcpStream::connect(("127.0.0.1", 8080))
+                        .map_err(|e| format!("connect: {e}"))
+                        .and_then(status_document);
+                    if let Err(e) = result {
+                        load.failed += 1;
+                        load.first_failure.get_or_insert(e);
+                    }
+                }
+                load
+            });
+            (name, client)
+        })
+        .collect();
+    let run = tier.cli(&["-H", "a,b,c", "restart", "es", "--rolling"]);
+    done.store(true, Ordering::Relaxed);
+    let mut failed = 0;
+    for (name, client) in clients {
+        let load = client.join().expect("a client thread");
+        eprintln!(
+            "{name}: {} requests, {} failed {}",
+            load.requests,
+            load.failed,
+            load.first_failure.unwrap_or_default()
+        );
+        assert!(load.requests > 0, "{name}'s client sent nothing");
+        failed += load.failed;
+    }
+    run.expect(0);
+    assert_eq!(failed, 0, "requests lost during the rolling restart");
 }

@@ -157,6 +157,17 @@ impl Host {
         fs::write(self.ssh_dir.join("authorized_keys"), "").expect("empty authorized_keys");
     }
 
+    /// Makes the host one without systemd, as ssh sees it: its sessions find no
+    /// systemd-stdio-bridge.
+    pub fn hide_the_bridge(&self) {
+        let config = self.ssh_dir.join("sshd_config");
+        let mut text = fs::read_to_string(&config).expect("read sshd_config");
+        text.push_str("SetEnv PATH=/nonexistent\n");
+        fs::write(&config, text).expect("write sshd_config");
+        let restarted = self.stack.systemctl(&["restart", SSHD_UNIT]);
+        assert!(restarted.status.success(), "restart sshd on {}", self.name);
+    }
+
     /// The host's journal, as `journalctl -o json` prints it there, one entry a line.
     pub fn journal_json(&self, args: &[&str]) -> Vec<serde_json::Value> {
         let output = self
