@@ -242,12 +242,17 @@ impl Tier {
             client_key.display(),
             tier.known_hosts().display()
         ));
-        fs::write(tier.dir.join("ssh_config"), config).expect("write ssh_config");
+        fs::write(tier.ssh_config(), config).expect("write ssh_config");
         tier
     }
 
     fn known_hosts(&self) -> PathBuf {
         self.dir.join("known_hosts")
+    }
+
+    /// The operator's ssh configuration for the tier, `ssh -F`'s file.
+    pub fn ssh_config(&self) -> PathBuf {
+        self.dir.join("ssh_config")
     }
 
     /// The host named `name`.
@@ -279,7 +284,7 @@ impl Tier {
             .args(args)
             .env(
                 "IMAGESERVING_SSH",
-                format!("ssh -F {}", self.dir.join("ssh_config").display()),
+                format!("ssh -F {}", self.ssh_config().display()),
             )
             .env_remove("DBUS_SYSTEM_BUS_ADDRESS")
             .current_dir(repo())
