@@ -70,7 +70,7 @@ pub struct Cli {
     pub health_timeout: Duration,
 
     /// With --rolling, go on to the next host after one that failed.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, requires = "rolling")]
     pub keep_going: bool,
 
     /// Enqueue the jobs and return without waiting for them.
@@ -162,6 +162,23 @@ impl ColorWhen {
     }
 }
 
+impl Cli {
+    /// Whether hosts are named: the command then runs on them, over ssh.
+    pub(crate) fn remote(&self) -> bool {
+        !self.hosts.is_empty() || self.hosts_file.is_some()
+    }
+
+    /// The first option given that only means something with hosts.
+    pub(crate) fn fleet_option(&self) -> Option<&'static str> {
+        [
+            (self.rolling, "--rolling"),
+            (self.parallel.is_some(), "--parallel"),
+        ]
+        .into_iter()
+        .find_map(|(given, name)| given.then_some(name))
+    }
+}
+
 impl Command {
     /// The action asked for; `None` for `status`, which only reads.
     pub(crate) fn action(&self) -> Option<Action> {
@@ -247,6 +264,29 @@ mod tests {
         let error =
             Cli::try_parse_from(["ImageServing", "--user", "-H", "a", "status"]).unwrap_err();
         assert_eq!(error.exit_code(), 2);
+    }
+
+    #[test]
+    fn keep_going_belongs_to_a_rolling_action() {
+        let line = ["ImageServing", "-H", "a", "restart", "--keep-going"];
+        assert_eq!(Cli::try_parse_from(line).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn the_fleet_options_are_named_when_no_host_is() {
+        let cli = Cli::try_parse_from(["ImageServing", "restart", "es", "--rolling"]).unwrap();
+        assert!(!cli.remote());
+        assert_eq!(cli.fleet_option(), Some("--rolling"));
+        let cli = Cli::try_parse_from([
+            "ImageServing",
+            "--hosts-file",
+            "tier",
+            "--parallel",
+            "2",
+            "stop",
+        ])
+        .unwrap();
+        assert!(cli.remote());
     }
 
     #[test]

@@ -68,11 +68,18 @@ pub fn run(cli: &Cli) -> u8 {
 }
 
 async fn dispatch(cli: &Cli, manager: Manager) -> u8 {
-    if !cli.hosts.is_empty() || cli.hosts_file.is_some() {
+    if cli.remote() {
         return match fleet::hosts(&cli.hosts, cli.hosts_file.as_deref()) {
             Ok(hosts) => across(cli, &hosts).await,
             Err(failure) => report::failure(&failure, cli.json),
         };
+    }
+    if let Some(option) = cli.fleet_option() {
+        let failure = Failure::new(
+            Code::Usage,
+            format!("{option} is for actions across hosts: name them with -H or --hosts-file"),
+        );
+        return report::failure(&failure, cli.json);
     }
     let action = match &cli.command {
         Command::Status {
