@@ -9,7 +9,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::control::Action;
 use crate::exit;
-use crate::remote::Host;
+use crate::remote::{CONNECT_TIMEOUT_SECS, Host};
 use crate::stack::Component;
 
 /// Shown after the options: what the components are, then the exit codes.
@@ -55,6 +55,10 @@ pub struct Cli {
     /// Read the hosts from FILE: one a line, `#` starts a comment.
     #[arg(long, global = true, value_name = "FILE")]
     pub hosts_file: Option<PathBuf>,
+
+    /// With hosts, how long ssh waits for a host to answer, in seconds.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = CONNECT_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub connect_timeout: u64,
 
     /// With hosts, act on at most N of them at once (default: all).
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]

@@ -23,8 +23,13 @@ use crate::systemd::{SocketProperties, Systemd};
 /// How long the health gate waits between two probes of a host that is not healthy yet.
 const PROBE_INTERVAL: Duration = Duration::from_millis(200);
 
-/// The hosts of `-H`, then those of `hosts_file`, each once, in the order given.
-pub fn hosts(given: &[Host], hosts_file: Option<&Path>) -> Result<Vec<Host>, Failure> {
+/// The hosts of `-H`, then those of `hosts_file`, each once, in the order given, each given up
+/// on after `connect_timeout`.
+pub fn hosts(
+    given: &[Host],
+    hosts_file: Option<&Path>,
+    connect_timeout: Duration,
+) -> Result<Vec<Host>, Failure> {
     let mut hosts = given.to_vec();
     if let Some(path) = hosts_file {
         let unreadable = |e: io::Error| {
@@ -58,7 +63,8 @@ pub fn hosts(given: &[Host], hosts_file: Option<&Path>) -> Result<Vec<Host>, Fai
         }
     }
     let mut unique: Vec<Host> = Vec::with_capacity(hosts.len());
-    for host in hosts {
+    for mut host in hosts {
+        host.connect_timeout = connect_timeout;
         if !unique.contains(&host) {
             unique.push(host);
         }
@@ -353,9 +359,14 @@ mod tests {
         )
         .unwrap();
         let given: Vec<Host> = vec!["web-0".parse().unwrap()];
-        let hosts = hosts(&given, Some(&dir)).unwrap();
+        let hosts = hosts(&given, Some(&dir), Duration::from_secs(3)).unwrap();
         std::fs::remove_file(&dir).unwrap();
         let names: Vec<String> = hosts.iter().map(ToString::to_string).collect();
         assert_eq!(names, ["web-0", "web-1", "ops@web-2:2222"]);
+        assert!(
+            hosts
+                .iter()
+                .all(|h| h.connect_timeout == Duration::from_secs(3))
+        );
     }
 }

@@ -69,7 +69,8 @@ pub fn run(cli: &Cli) -> u8 {
 
 async fn dispatch(cli: &Cli, manager: Manager) -> u8 {
     if cli.remote() {
-        return match fleet::hosts(&cli.hosts, cli.hosts_file.as_deref()) {
+        let connect_timeout = std::time::Duration::from_secs(cli.connect_timeout);
+        return match fleet::hosts(&cli.hosts, cli.hosts_file.as_deref(), connect_timeout) {
             Ok(hosts) => across(cli, &hosts).await,
             Err(failure) => report::failure(&failure, cli.json),
         };

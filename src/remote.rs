@@ -19,10 +19,6 @@ use futures_util::io::AsyncReadExt;
 use zruntime::SharedRuntime;
 use zruntime::process::{Child, Command};
 
-/// Where ssh gives up on a host that does not answer; ssh's own default is the kernel's TCP
-/// timeout, minutes.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The environment variable that names the ssh command line, as `GIT_SSH_COMMAND` does for git:
 /// a program and options, run by the shell.
 pub const SSH_VARIABLE: &str = "IMAGESERVING_SSH";
@@ -34,7 +30,13 @@ pub struct Host {
     pub user: Option<String>,
     pub name: String,
     pub port: Option<u16>,
+    /// Where ssh gives up on the host when it does not answer (`--connect-timeout`); ssh's own
+    /// default is the kernel's TCP timeout, minutes.
+    pub connect_timeout: Duration,
 }
+
+/// `--connect-timeout`'s default, in seconds.
+pub const CONNECT_TIMEOUT_SECS: u64 = 10;
 
 impl FromStr for Host {
     type Err = String;
@@ -74,6 +76,7 @@ impl FromStr for Host {
             user,
             name: name.to_string(),
             port,
+            connect_timeout: Duration::from_secs(CONNECT_TIMEOUT_SECS),
         })
     }
 }
@@ -111,7 +114,7 @@ impl Host {
             "-o".into(),
             "BatchMode=yes".into(),
             "-o".into(),
-            format!("ConnectTimeout={}", CONNECT_TIMEOUT.as_secs()),
+            format!("ConnectTimeout={}", self.connect_timeout.as_secs()),
         ];
         if let Some(port) = self.port {
             args.extend(["-p".to_string(), port.to_string()]);
@@ -151,13 +154,14 @@ impl Host {
             .map_err(|e| self.cannot_run(e))?;
         let connecting = zbus::connection::Builder::unix_stream(ours).build();
         // ssh's ConnectTimeout bounds the connect; this bounds the login and the bridge too.
-        match runtime.timeout(CONNECT_TIMEOUT * 2, connecting).await {
+        let limit = self.connect_timeout * 2;
+        match runtime.timeout(limit, connecting).await {
             Ok(Ok(connection)) => Ok((connection, Tunnel { _ssh: child })),
             Ok(Err(_)) => Err(self.diagnose(&mut child).await),
             Err(_) => Err(Unreachable {
                 host: self.to_string(),
                 reason: Reason::Timeout,
-                detail: format!("no answer within {} s", (CONNECT_TIMEOUT * 2).as_secs()),
+                detail: format!("no answer within {} s", limit.as_secs()),
             }),
         }
     }

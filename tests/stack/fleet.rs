@@ -106,6 +106,29 @@ fn an_unreachable_host_is_a_row_that_says_why_and_the_first_code_wins() {
 }
 
 #[test]
+fn a_host_that_does_not_answer_is_given_up_on_after_the_connect_timeout() {
+    let tier = Tier::boot(&["a", "b"]);
+    // Its sshd frozen: the connection is accepted, and then nothing comes.
+    let frozen = tier
+        .host("b")
+        .stack
+        .systemctl(&["kill", "--signal=SIGSTOP", SSHD_UNIT]);
+    assert!(frozen.status.success());
+    let run = tier
+        .cli(&["-H", "a,b", "--connect-timeout", "1", "status"])
+        .expect(4);
+    run.stdout_says("unreachable: timeout");
+    run.stdout_says("timed out");
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.contains("imageserving-es.service")),
+        "a is reported:\n{}",
+        run.stdout
+    );
+}
+
+#[test]
 fn a_refused_key_a_wrong_host_key_and_a_host_without_systemd_are_told_apart() {
     let tier = Tier::boot(&["a", "b", "c"]);
     tier.host("a").refuse_keys();
