@@ -11,6 +11,7 @@ use crate::control::Action;
 use crate::exit;
 use crate::remote::{CONNECT_TIMEOUT_SECS, Host};
 use crate::stack::Component;
+use crate::systemd::Manager;
 
 /// Shown after the options: what the components are, then the exit codes.
 fn after_help() -> String {
@@ -172,6 +173,28 @@ impl Cli {
         !self.hosts.is_empty() || self.hosts_file.is_some()
     }
 
+    /// The service manager asked for, on each host or here.
+    pub(crate) fn manager(&self) -> Manager {
+        if self.user {
+            Manager::User
+        } else {
+            Manager::System
+        }
+    }
+
+    /// The command line that reaches the same managers, as the messages suggest it.
+    pub(crate) fn tool(&self) -> String {
+        let mut tool = self.manager().tool().to_string();
+        if !self.hosts.is_empty() {
+            let hosts: Vec<String> = self.hosts.iter().map(ToString::to_string).collect();
+            tool.push_str(&format!(" -H {}", hosts.join(",")));
+        }
+        if let Some(file) = &self.hosts_file {
+            tool.push_str(&format!(" --hosts-file {}", file.display()));
+        }
+        tool
+    }
+
     /// The first option given that only means something with hosts.
     pub(crate) fn fleet_option(&self) -> Option<&'static str> {
         [
@@ -291,6 +314,7 @@ mod tests {
         ])
         .unwrap();
         assert!(cli.remote());
+        assert_eq!(cli.tool(), "ImageServing --hosts-file tier");
     }
 
     #[test]

@@ -38,11 +38,7 @@ use crate::systemd::Manager;
 pub fn run(cli: &Cli) -> u8 {
     cli.color.apply();
     zbus::block_on(async {
-        let manager = if cli.user {
-            Manager::User
-        } else {
-            Manager::System
-        };
+        let manager = cli.manager();
         // Nothing is lost when the tool stops waiting: the jobs belong to systemd.
         let mut signals = match zruntime::SharedRuntime::current()
             .and_then(|rt| Signals::new(&rt, [Signal::Interrupt, Signal::Terminate]))
@@ -63,7 +59,7 @@ pub fn run(cli: &Cli) -> u8 {
             // How `logs --follow` and `status --watch` end: nothing to report.
             return code.number();
         }
-        report::interrupted(cli.command.action(), manager, signal, code, cli.json)
+        report::interrupted(cli.command.action(), &cli.tool(), signal, code, cli.json)
     })
 }
 

@@ -19,7 +19,7 @@ use crate::journal::{self, Entry};
 use crate::remote::{Host, Reason};
 use crate::stack::{Component, SLICE, SUPERVISOR};
 use crate::status::{ComponentStatus, StackStatus, UnitState};
-use crate::systemd::{ActiveState, JobResult, Manager};
+use crate::systemd::{ActiveState, JobResult};
 
 /// What `status` exits with for `status`.
 fn status_code(status: &StackStatus) -> Code {
@@ -404,18 +404,11 @@ pub fn failure(failure: &Failure, json: bool) -> u8 {
 }
 
 /// Says that the command stopped waiting, not the jobs.
-pub fn interrupted(
-    action: Option<Action>,
-    manager: Manager,
-    signal: &str,
-    code: Code,
-    json: bool,
-) -> u8 {
+pub fn interrupted(action: Option<Action>, tool: &str, signal: &str, code: Code, json: bool) -> u8 {
     let message = match action {
         Some(action) => format!(
-            "interrupted by {signal}: the {} goes on in systemd; follow it with `{} status`",
+            "interrupted by {signal}: the {} goes on in systemd; follow it with `{tool} status`",
             what(action),
-            manager.tool()
         ),
         None => format!("interrupted by {signal}"),
     };
