@@ -275,7 +275,7 @@ async fn verify(
             let log = if action == Action::Stop {
                 Vec::new()
             } else {
-                journal::last_lines(manager, systemd.host(), &state.unit)
+                journal::last_lines(manager, systemd.host(), &state.unit).await
             };
             problems.push(Problem {
                 unit: state.unit.clone(),

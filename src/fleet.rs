@@ -108,7 +108,7 @@ pub async fn status(
             let mut status = StackStatus::read(&systemd, components)
                 .await
                 .map_err(Failure::of_status)?;
-            status.recall_failures(None);
+            status.recall_failures(None).await;
             Ok(status)
         };
         (host.clone(), read.await)

@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
+use zruntime::SharedRuntime;
 
 use crate::remote::Host;
 use crate::stack::Component;
@@ -121,12 +122,13 @@ pub struct PastFailure {
 
 /// The last lines the unit's own processes logged, oldest first; empty when the journal cannot
 /// be read (no journalctl, no permission), since the failure is reported either way.
-pub fn last_lines(manager: Manager, host: Option<&Host>, unit: &str) -> Vec<String> {
+pub async fn last_lines(manager: Manager, host: Option<&Host>, unit: &str) -> Vec<String> {
     let field = match manager {
         Manager::System => "_SYSTEMD_UNIT",
         Manager::User => "_SYSTEMD_USER_UNIT",
     };
     journalctl(host, &["-n", LINES, &format!("{field}={unit}")])
+        .await
         .into_iter()
         .map(|entry| entry.message)
         .filter(|line| !line.trim().is_empty())
@@ -135,7 +137,11 @@ pub fn last_lines(manager: Manager, host: Option<&Host>, unit: &str) -> Vec<Stri
 
 /// The unit's last failure, as systemd logged it; `None` when there is none or the journal
 /// cannot be read.
-pub fn last_failure(manager: Manager, host: Option<&Host>, unit: &str) -> Option<PastFailure> {
+pub async fn last_failure(
+    manager: Manager,
+    host: Option<&Host>,
+    unit: &str,
+) -> Option<PastFailure> {
     let field = match manager {
         Manager::System => "UNIT",
         Manager::User => "USER_UNIT",
@@ -149,6 +155,7 @@ pub fn last_failure(manager: Manager, host: Option<&Host>, unit: &str) -> Option
             &format!("MESSAGE_ID={FAILURE_RESULT_MESSAGE}"),
         ],
     )
+    .await
     .pop()?;
     Some(PastFailure {
         result: UnitResult::from(entry.unit_result?),
@@ -196,13 +203,17 @@ pub fn journalctl_command(host: Option<&Host>, args: &[&str]) -> Command {
     }
 }
 
-/// The entries `args` select; none when the journal cannot be read.
-fn journalctl(host: Option<&Host>, args: &[&str]) -> Vec<Entry> {
+/// The entries `args` select; none when the journal cannot be read. Run without blocking:
+/// on a remote host journalctl takes an ssh connection's time, while other hosts are read.
+async fn journalctl(host: Option<&Host>, args: &[&str]) -> Vec<Entry> {
     let args = [&["--quiet"], args].concat();
-    let output = journalctl_command(host, &args)
-        .stdin(Stdio::null())
+    let Ok(runtime) = SharedRuntime::current() else {
+        return Vec::new();
+    };
+    let output = zruntime::process::Command::from(journalctl_command(host, &args))
         .stderr(Stdio::null())
-        .output();
+        .output(&runtime)
+        .await;
     match output {
         Ok(output) if output.status.success() => String::from_utf8_lossy(&output.stdout)
             .lines()

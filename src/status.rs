@@ -216,7 +216,7 @@ impl StackStatus {
         let mut status = StackStatus::read(&systemd, components)
             .await
             .map_err(Failure::of_status)?;
-        status.recall_failures(None);
+        status.recall_failures(None).await;
         Ok(status)
     }
 
@@ -244,7 +244,7 @@ impl StackStatus {
 
     /// Looks up, for each component systemd restarted, the failure it restarted it after;
     /// from `earlier` where that saw the same number of restarts, without asking the journal.
-    pub fn recall_failures(&mut self, earlier: Option<&StackStatus>) {
+    pub async fn recall_failures(&mut self, earlier: Option<&StackStatus>) {
         for c in &mut self.components {
             let known = earlier
                 .and_then(|e| e.components.iter().find(|k| k.component == c.component))
@@ -252,7 +252,7 @@ impl StackStatus {
             c.last_failure = match known {
                 Some(known) => known.last_failure.clone(),
                 None if c.restarts.unwrap_or(0) > 0 => {
-                    journal::last_failure(self.manager, self.host.as_ref(), &c.state.unit)
+                    journal::last_failure(self.manager, self.host.as_ref(), &c.state.unit).await
                 }
                 None => None,
             };

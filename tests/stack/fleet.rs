@@ -45,6 +45,22 @@ fn status_of_three_hosts_is_one_table_and_a_list_of_documents() {
             assert_eq!(c["invocation_id"], host.stack.invocation(name).as_str());
         }
     }
+    // A failure systemd recovered from is looked up in that host's own journal.
+    let c = &tier.host("c").stack;
+    c.systemctl(&["kill", "--signal=SIGKILL", &unit("es")]);
+    c.wait_for(&unit("es"), "NRestarts", "1", Duration::from_secs(30));
+    c.wait_for(
+        &unit("es"),
+        "ActiveState",
+        "active",
+        Duration::from_secs(30),
+    );
+    let json = tier
+        .cli(&["-H", "a,b,c", "status", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(json[2]["components"][1]["last_failure"]["result"], "signal");
+    assert!(json[1]["components"][1]["last_failure"].is_null());
     // One host alone is a list too.
     let one = tier.cli(&["-H", "b", "status", "--json"]).expect(0).json();
     assert_eq!(one.as_array().map(Vec::len), Some(1));
