@@ -10,6 +10,7 @@
 
 use std::fmt;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::process::{ExitStatus, Stdio};
 use std::str::FromStr;
@@ -146,8 +147,8 @@ impl Host {
         let (ours, theirs) = UnixStream::pair().map_err(|e| self.cannot_run(e))?;
         let output = theirs.try_clone().map_err(|e| self.cannot_run(e))?;
         let mut child = Command::from(self.ssh(&["systemd-stdio-bridge"]))
-            .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
-            .stdout(Stdio::from(std::os::fd::OwnedFd::from(output)))
+            .stdin(Stdio::from(OwnedFd::from(theirs)))
+            .stdout(Stdio::from(OwnedFd::from(output)))
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn(&runtime)
@@ -166,8 +167,8 @@ impl Host {
         }
     }
 
-    /// Why ssh ended before the bus answered: its exit code and the last lines it wrote.
-    pub async fn diagnose(&self, child: &mut Child<zruntime::Shared>) -> Unreachable {
+    /// Why ssh ended before the bus answered: its exit code and what it wrote.
+    async fn diagnose(&self, child: &mut Child<zruntime::Shared>) -> Unreachable {
         let mut complaint = String::new();
         if let Some(stderr) = child.stderr.as_mut() {
             let _ = stderr.read_to_string(&mut complaint).await;
@@ -265,7 +266,7 @@ pub struct Unreachable {
 impl Unreachable {
     /// Tells the failures apart by ssh's exit code (the remote command's when ssh got that
     /// far) and its messages.
-    pub fn from_ssh(host: &Host, status: Option<ExitStatus>, stderr: &str) -> Unreachable {
+    fn from_ssh(host: &Host, status: Option<ExitStatus>, stderr: &str) -> Unreachable {
         let code = status.and_then(|s| s.code());
         // Each reason and the words ssh (or the remote shell) says it with.
         const SIGNS: [(Reason, &[&str]); 5] = [
