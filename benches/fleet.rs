@@ -95,6 +95,8 @@ fn main() {
         );
 
     let baseline = median(&mut systemctl);
+    // The floor: an ssh login that runs nothing.
+    let login = median(Command::new(&ssh).args(["a", "true"]));
     let one = median(&mut tool(&HOSTS[..1]));
     let two = median(&mut tool(&HOSTS[..2]));
     let four = median(&mut tool(&HOSTS));
@@ -119,6 +121,7 @@ fn main() {
         baseline,
         "≤ 1.0×",
     );
+    row("`ssh a true`, a bare login", login, "1 host", one, "");
     row("`ImageServing -H a,b status`", two, "1 host", one, "");
     row(
         "`ImageServing -H a,b,c,d status`",
