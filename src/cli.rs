@@ -42,8 +42,9 @@ pub struct Cli {
     #[arg(long, global = true, conflicts_with_all = ["hosts", "hosts_file"])]
     pub user: bool,
 
-    /// Act on the system manager of HOST, over ssh (`systemd-stdio-bridge` there); repeat the
-    /// option or separate hosts with commas.
+    /// Act on the system manager of HOST, over ssh (`systemd-stdio-bridge` there; the ssh
+    /// command line is IMAGESERVING_SSH when set); repeat the option or separate hosts with
+    /// commas.
     #[arg(
         short = 'H',
         long = "host",
