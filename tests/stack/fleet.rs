@@ -169,14 +169,18 @@ fn a_refused_key_a_wrong_host_key_and_a_host_without_systemd_are_told_apart() {
 }
 
 #[test]
-fn restart_es_in_parallel_restarts_es_on_every_host_and_nothing_else() {
+fn restart_es_in_parallel_on_the_hosts_of_a_file_restarts_es_and_nothing_else() {
     let tier = Tier::boot(&["a", "b", "c"]);
     let before: Vec<Vec<String>> = tier
         .hosts
         .iter()
         .map(|h| COMPONENTS.map(|c| h.stack.invocation(c)).to_vec())
         .collect();
-    let run = tier.cli(&["-H", "a,b,c", "restart", "es"]).expect(0);
+    let hosts = tier.hosts_file("# the tier\na\nb  # the second\n\nc\n");
+    let hosts = hosts.to_str().unwrap();
+    let run = tier
+        .cli(&["--hosts-file", hosts, "--parallel", "2", "restart", "es"])
+        .expect(0);
     for (host, before) in tier.hosts.iter().zip(before) {
         for (c, old) in COMPONENTS.iter().zip(before) {
             let now = host.stack.invocation(c);

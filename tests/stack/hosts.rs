@@ -250,6 +250,13 @@ impl Tier {
         self.dir.join("known_hosts")
     }
 
+    /// Writes a hosts file of `text` next to the tier's ssh configuration.
+    pub fn hosts_file(&self, text: &str) -> PathBuf {
+        let path = self.dir.join("hosts");
+        fs::write(&path, text).expect("write the hosts file");
+        path
+    }
+
     /// The operator's ssh configuration for the tier, `ssh -F`'s file.
     pub fn ssh_config(&self) -> PathBuf {
         self.dir.join("ssh_config")
