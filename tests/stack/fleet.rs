@@ -131,7 +131,7 @@ fn a_host_that_does_not_answer_is_given_up_on_after_the_connect_timeout() {
         .systemctl(&["kill", "--signal=SIGSTOP", SSHD_UNIT]);
     assert!(frozen.status.success());
     let run = tier
-        .cli(&["-H", "a,b", "--connect-timeout", "1", "status"])
+        .cli(&["-H", "a,b", "--connect-timeout", "2", "status"])
         .expect(4);
     run.stdout_says("unreachable: timeout");
     run.stdout_says("timed out");
