@@ -131,42 +131,24 @@ pub fn status_text(status: &StackStatus) -> String {
         "TASKS",
         "RESTARTS",
     ]);
+    let mut marks = Vec::new();
     for c in &status.components {
-        table.push_record([
-            format!("{} {}", mark(&c.state.active_state).1, c.component.name()),
-            c.state.unit.clone(),
-            c.state.summary(),
-            or_dash(c.pid),
-            or_dash(c.state.uptime(now).map(uptime)),
-            or_dash(c.memory_bytes.map(bytes)),
-            or_dash(c.cpu_nsec.map(|ns| cpu(Duration::from_nanos(ns)))),
-            or_dash(c.tasks),
-            or_dash(c.restarts),
-        ]);
+        let [state, figures @ ..] = figures(c, now);
+        table.push_record(
+            [
+                format!("{} {}", mark(&c.state.active_state).1, c.component.name()),
+                c.state.unit.clone(),
+                state,
+            ]
+            .into_iter()
+            .chain(figures),
+        );
+        marks.push(mark(&c.state.active_state));
     }
-    let mut table = table.build();
-    table
-        .with(tabled::settings::Style::blank())
-        .modify(Columns::new(3..), Alignment::right());
-    // The table is laid out plain, so that colour codes do not count as width; each row's
-    // glyph is coloured afterwards.
-    let rendered = table.to_string();
-    let mut rows = rendered.lines();
-    out.extend(rows.next().map(|header| format!("{header}\n")));
-    for (line, c) in rows.zip(&status.components) {
-        let mark = mark(&c.state.active_state);
-        out.push_str(&line.replacen(mark.1, &mark.to_string(), 1));
-        out.push('\n');
-    }
+    out.push_str(&render(table, &marks));
     for c in &status.components {
-        if !c.state.is_active() && c.result.is_failure() {
-            out.push_str(&format!(
-                "  {}: {}: {}; see `{}`\n",
-                c.component,
-                c.state.summary(),
-                c.diagnosis(status.manager),
-                journal::command_for(status.manager, status.host.as_ref(), &c.state.unit)
-            ));
+        if let Some(why) = down(c, status) {
+            out.push_str(&format!("  {why}\n"));
         } else {
             if let Some(failure) = &c.last_failure {
                 out.push_str(&format!(
@@ -194,6 +176,52 @@ pub fn status_text(status: &StackStatus) -> String {
         ),
         or_dash(status.usage.tasks)
     ));
+    out
+}
+
+/// A component's cells in the status tables: its state, PID, uptime, memory, CPU time, tasks
+/// and restarts.
+fn figures(c: &ComponentStatus, now: SystemTime) -> [String; 7] {
+    [
+        c.state.summary(),
+        or_dash(c.pid),
+        or_dash(c.state.uptime(now).map(uptime)),
+        or_dash(c.memory_bytes.map(bytes)),
+        or_dash(c.cpu_nsec.map(|ns| cpu(Duration::from_nanos(ns)))),
+        or_dash(c.tasks),
+        or_dash(c.restarts),
+    ]
+}
+
+/// Why a component that failed is down, with the command that shows its log; `None` for one
+/// that is up or was stopped.
+fn down(c: &ComponentStatus, status: &StackStatus) -> Option<String> {
+    (!c.state.is_active() && c.result.is_failure()).then(|| {
+        format!(
+            "{}: {}: {}; see `{}`",
+            c.component,
+            c.state.summary(),
+            c.diagnosis(status.manager),
+            journal::command_for(status.manager, status.host.as_ref(), &c.state.unit)
+        )
+    })
+}
+
+/// A status table, its figures (from the fourth column on) aligned right, each row's glyph in
+/// its colour: `marks` has one a row. The table is laid out plain, so that colour codes do not
+/// count as width, and coloured afterwards.
+fn render(table: Builder, marks: &[StyledStr]) -> String {
+    let mut table = table.build();
+    table
+        .with(tabled::settings::Style::blank())
+        .modify(Columns::new(3..), Alignment::right());
+    let rendered = table.to_string();
+    let mut rows = rendered.lines();
+    let mut out = rows.next().map(|h| format!("{h}\n")).unwrap_or_default();
+    for (line, mark) in rows.zip(marks) {
+        out.push_str(&line.replacen(mark.1, &mark.to_string(), 1));
+        out.push('\n');
+    }
     out
 }
 
@@ -262,40 +290,19 @@ pub fn fleet_status(hosts: &[(Host, Result<StackStatus, Trouble>)], json: bool) 
         ]);
         marks.push(mark(&s.active_state));
         for c in &status.components {
-            table.push_record([
-                host.to_string(),
-                format!("{} {}", mark(&c.state.active_state).1, c.state.unit),
-                c.state.summary(),
-                or_dash(c.pid),
-                or_dash(c.state.uptime(now).map(uptime)),
-                or_dash(c.memory_bytes.map(bytes)),
-                or_dash(c.cpu_nsec.map(|ns| cpu(Duration::from_nanos(ns)))),
-                or_dash(c.tasks),
-                or_dash(c.restarts),
-            ]);
+            table.push_record(
+                [
+                    host.to_string(),
+                    format!("{} {}", mark(&c.state.active_state).1, c.state.unit),
+                ]
+                .into_iter()
+                .chain(figures(c, now)),
+            );
             marks.push(mark(&c.state.active_state));
-            if !c.state.is_active() && c.result.is_failure() {
-                notes.push(format!(
-                    "{host}: {}: {}: {}; see `{}`",
-                    c.component,
-                    c.state.summary(),
-                    c.diagnosis(status.manager),
-                    journal::command_for(status.manager, Some(host), &c.state.unit)
-                ));
-            }
+            notes.extend(down(c, status).map(|why| format!("{host}: {why}")));
         }
     }
-    let mut table = table.build();
-    table
-        .with(tabled::settings::Style::blank())
-        .modify(Columns::new(3..), Alignment::right());
-    let rendered = table.to_string();
-    let mut rows = rendered.lines();
-    let mut out = rows.next().map(|h| format!("{h}\n")).unwrap_or_default();
-    for (line, mark) in rows.zip(&marks) {
-        out.push_str(&line.replacen(mark.1, &mark.to_string(), 1));
-        out.push('\n');
-    }
+    let mut out = render(table, &marks);
     for note in notes {
         out.push_str(&format!("  {note}\n"));
     }
