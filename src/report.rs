@@ -338,10 +338,7 @@ pub fn fleet_action(action: Action, hosts: &[(Host, HostOutcome)], json: bool) -
         let line = match outcome {
             HostOutcome::Acted { report, health } => {
                 for problem in &report.problems {
-                    eprintln!("{ERROR} {host}: {}", problem.message);
-                    for line in &problem.log {
-                        eprintln!("    | {line}");
-                    }
+                    print_problem(Some(host), problem);
                 }
                 match health {
                     Some(Err(why)) => {
@@ -387,7 +384,7 @@ pub fn action(report: &ActionReport, json: bool) -> u8 {
         print_json(&ActionDoc::new(report));
     } else {
         for problem in &report.problems {
-            print_problem(problem);
+            print_problem(None, problem);
         }
         if report.succeeded() {
             println!("{}", summary(report));
@@ -422,8 +419,11 @@ pub fn interrupted(action: Option<Action>, tool: &str, signal: &str, code: Code,
     failure(&Failure::new(code, message), json)
 }
 
-fn print_problem(problem: &Problem) {
-    eprintln!("{ERROR} {}", problem.message);
+/// A problem and the unit's last log lines, on standard error; named with its host when it has
+/// one.
+fn print_problem(host: Option<&Host>, problem: &Problem) {
+    let host = host.map(|h| format!("{h}: ")).unwrap_or_default();
+    eprintln!("{ERROR} {host}{}", problem.message);
     for line in &problem.log {
         eprintln!("    | {line}");
     }
