@@ -3,7 +3,7 @@
 CARGO ?= cargo
 
 .PHONY: run test lint deb package-test bench bench-control bench-components bench-restarts \
-	bench-slow-catalog
+	bench-slow-catalog bench-fleet
 
 ## Build everything, start the stack under systemd and show `ImageServing status`.
 run:
@@ -32,13 +32,20 @@ package-test:
 	tests/package/run
 
 ## Benchmarks (on demand, never in CI): each prints its ratio against a named baseline.
-bench: bench-control bench-components bench-restarts bench-slow-catalog
+bench: bench-control bench-components bench-restarts bench-slow-catalog bench-fleet
 
 bench-control:
 	$(CARGO) bench --locked -p imageserving --bench control
 
 bench-components:
 	components/bench/run.sh
+
+## Status of 1, 2 and 4 hosts over ssh, against systemctl -H. A debug build: the time is ssh's
+## and the network's, and the daemons only have to run.
+bench-fleet:
+	scripts/install-deps test
+	$(CARGO) build --workspace --locked
+	$(CARGO) bench --locked --profile dev -p imageserving --bench fleet
 
 ## Restarts of es, ps, svg and the whole stack under load: failures and latency per cell.
 bench-restarts:

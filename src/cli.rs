@@ -1,6 +1,7 @@
 //! The command line: what operators type, with the original script's verbs and the Spanish
 //! aliases its translated documentation uses.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::PossibleValue;
@@ -8,7 +9,9 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::control::Action;
 use crate::exit;
+use crate::remote::{CONNECT_TIMEOUT_SECS, Host};
 use crate::stack::Component;
+use crate::systemd::Manager;
 
 /// Shown after the options: what the components are, then the exit codes.
 fn after_help() -> String {
@@ -36,8 +39,45 @@ pub struct Cli {
     pub json: bool,
 
     /// Talk to the calling user's service manager instead of the system one.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, conflicts_with_all = ["hosts", "hosts_file"])]
     pub user: bool,
+
+    /// Act on the system manager of HOST, over ssh (`systemd-stdio-bridge` there; the ssh
+    /// command line is IMAGESERVING_SSH when set); repeat the option or separate hosts with
+    /// commas.
+    #[arg(
+        short = 'H',
+        long = "host",
+        global = true,
+        value_name = "[USER@]HOST[:PORT]",
+        value_delimiter = ','
+    )]
+    pub hosts: Vec<Host>,
+
+    /// Read the hosts from FILE: one a line, `#` starts a comment.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub hosts_file: Option<PathBuf>,
+
+    /// With hosts, how long ssh waits for a host to answer, in seconds.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = CONNECT_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub connect_timeout: u64,
+
+    /// With hosts, act on at most N of them at once (default: all).
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: Option<u16>,
+
+    /// With hosts, act on one at a time, in the order given, each only once the one before is
+    /// healthy again: every component active and the Platform Server answering /is/image.
+    #[arg(long, global = true, conflicts_with = "parallel")]
+    pub rolling: bool,
+
+    /// With --rolling, how long a host may take to be healthy again, in seconds.
+    #[arg(long, global = true, value_name = "SECS", default_value = "30", value_parser = parse_timeout)]
+    pub health_timeout: Duration,
+
+    /// With --rolling, go on to the next host after one that failed.
+    #[arg(long, global = true, requires = "rolling")]
+    pub keep_going: bool,
 
     /// Enqueue the jobs and return without waiting for them.
     #[arg(long, global = true)]
@@ -128,6 +168,45 @@ impl ColorWhen {
     }
 }
 
+impl Cli {
+    /// Whether hosts are named: the command then runs on them, over ssh.
+    pub(crate) fn remote(&self) -> bool {
+        !self.hosts.is_empty() || self.hosts_file.is_some()
+    }
+
+    /// The service manager asked for, on each host or here.
+    pub(crate) fn manager(&self) -> Manager {
+        if self.user {
+            Manager::User
+        } else {
+            Manager::System
+        }
+    }
+
+    /// The command line that reaches the same managers, as the messages suggest it.
+    pub(crate) fn tool(&self) -> String {
+        let mut tool = self.manager().tool().to_string();
+        if !self.hosts.is_empty() {
+            let hosts: Vec<String> = self.hosts.iter().map(ToString::to_string).collect();
+            tool.push_str(&format!(" -H {}", hosts.join(",")));
+        }
+        if let Some(file) = &self.hosts_file {
+            tool.push_str(&format!(" --hosts-file {}", file.display()));
+        }
+        tool
+    }
+
+    /// The first option given that only means something with hosts.
+    pub(crate) fn fleet_option(&self) -> Option<&'static str> {
+        [
+            (self.rolling, "--rolling"),
+            (self.parallel.is_some(), "--parallel"),
+        ]
+        .into_iter()
+        .find_map(|(given, name)| given.then_some(name))
+    }
+}
+
 impl Command {
     /// The action asked for; `None` for `status`, which only reads.
     pub(crate) fn action(&self) -> Option<Action> {
@@ -198,6 +277,45 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn hosts_repeat_and_split_on_commas() {
+        let cli = Cli::try_parse_from(["ImageServing", "-H", "a,root@b:2222", "-H", "c", "status"])
+            .unwrap();
+        let names: Vec<String> = cli.hosts.iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["a", "root@b:2222", "c"]);
+    }
+
+    #[test]
+    fn a_remote_user_manager_is_refused() {
+        let error =
+            Cli::try_parse_from(["ImageServing", "--user", "-H", "a", "status"]).unwrap_err();
+        assert_eq!(error.exit_code(), 2);
+    }
+
+    #[test]
+    fn keep_going_belongs_to_a_rolling_action() {
+        let line = ["ImageServing", "-H", "a", "restart", "--keep-going"];
+        assert_eq!(Cli::try_parse_from(line).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn the_fleet_options_are_named_when_no_host_is() {
+        let cli = Cli::try_parse_from(["ImageServing", "restart", "es", "--rolling"]).unwrap();
+        assert!(!cli.remote());
+        assert_eq!(cli.fleet_option(), Some("--rolling"));
+        let cli = Cli::try_parse_from([
+            "ImageServing",
+            "--hosts-file",
+            "tier",
+            "--parallel",
+            "2",
+            "stop",
+        ])
+        .unwrap();
+        assert!(cli.remote());
+        assert_eq!(cli.tool(), "ImageServing --hosts-file tier");
     }
 
     #[test]

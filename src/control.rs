@@ -64,6 +64,8 @@ pub struct Options {
     pub timeout: Duration,
     /// Read the whole status afterwards, for the JSON document.
     pub json: bool,
+    /// Draw the live progress lines on a terminal: not when several hosts act at once.
+    pub live: bool,
 }
 
 /// A job and, once it ended, its result.
@@ -101,11 +103,20 @@ impl ActionReport {
     }
 }
 
-/// Runs `action` and checks its effect.
+/// Runs `action` on the local manager and checks its effect.
 pub async fn run(action: Action, options: Options) -> Result<ActionReport, Failure> {
-    let deadline = Instant::now() + options.timeout;
     let systemd = Systemd::connect(options.manager).await?;
-    let before = StackStates::read(&systemd).await?;
+    act(&systemd, action, options).await
+}
+
+/// Runs `action` through `systemd` and checks its effect.
+pub async fn act(
+    systemd: &Systemd,
+    action: Action,
+    options: Options,
+) -> Result<ActionReport, Failure> {
+    let deadline = Instant::now() + options.timeout;
+    let before = StackStates::read(systemd).await?;
     check_installed(&before)?;
     if let Action::Restart(Some(component)) = action
         && !before.supervisor.is_active()
@@ -129,7 +140,7 @@ pub async fn run(action: Action, options: Options) -> Result<ActionReport, Failu
             .map_err(|e| e.into_part_of(action.verb()))?;
     }
 
-    let mut watch = JobWatch::new(&systemd).await?;
+    let mut watch = JobWatch::new(systemd).await?;
     let mut jobs = watch.enqueue(action.unit(), action.verb()).await?;
     if action == Action::Stop {
         // A component started on its own while the Supervisor was down is not stopped by the
@@ -151,7 +162,7 @@ pub async fn run(action: Action, options: Options) -> Result<ActionReport, Failu
         });
     }
 
-    let mut progress = Progress::on_terminal(&jobs, options.json);
+    let mut progress = Progress::on_terminal(&jobs, options.json || !options.live);
     let mut shown = |job: &Job, result: &JobResult| {
         if let Some(progress) = &mut progress {
             progress.ended(job, result);
@@ -159,9 +170,9 @@ pub async fn run(action: Action, options: Options) -> Result<ActionReport, Failu
     };
     let outcomes = match watch.wait(&jobs, deadline, &mut shown).await {
         Ok(outcomes) => outcomes,
-        Err(error) => return Err(waiting_failed(&systemd, action, options, error).await),
+        Err(error) => return Err(waiting_failed(systemd, action, options, error).await),
     };
-    let mut after = StackStates::read(&systemd).await?;
+    let mut after = StackStates::read(systemd).await?;
     // Another operator's job may still be at work on the same units (ours was merged into it
     // or replaced by it): wait for those too, so the verdict is about where the units end up.
     loop {
@@ -170,13 +181,13 @@ pub async fn run(action: Action, options: Options) -> Result<ActionReport, Failu
             break;
         }
         if let Err(error) = watch.wait(&others, deadline, &mut |_, _| {}).await {
-            return Err(waiting_failed(&systemd, action, options, error).await);
+            return Err(waiting_failed(systemd, action, options, error).await);
         }
-        after = StackStates::read(&systemd).await?;
+        after = StackStates::read(systemd).await?;
     }
-    let problems = verify(action, &systemd, &before, &after, &outcomes).await;
+    let problems = verify(action, systemd, &before, &after, &outcomes).await;
     let status = if options.json {
-        Some(StackStatus::read(&systemd, &Component::ALL).await?)
+        Some(StackStatus::read(systemd, &Component::ALL).await?)
     } else {
         None
     };
@@ -264,14 +275,14 @@ async fn verify(
             let log = if action == Action::Stop {
                 Vec::new()
             } else {
-                journal::last_lines(manager, &state.unit)
+                journal::last_lines(manager, systemd.host(), &state.unit).await
             };
             problems.push(Problem {
                 unit: state.unit.clone(),
                 message: format!(
                     "{} ({component}) {what}; see `{}`",
                     component.title(),
-                    journal::command_for(manager, &state.unit)
+                    journal::command_for(manager, systemd.host(), &state.unit)
                 ),
                 log,
             });

@@ -1,5 +1,5 @@
 //! The journal, read through `journalctl --output=json` (which reads the same over ssh as
-//! locally): the components' logs, the lines a component logged before it failed, and the
+//! locally, and is so read on remote hosts): the components' logs, the lines a component logged before it failed, and the
 //! result of its last failure once systemd has restarted it (a new start resets the `Result`
 //! property).
 
@@ -7,7 +7,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
+use zruntime::SharedRuntime;
 
+use crate::remote::Host;
 use crate::stack::Component;
 use crate::systemd::{Manager, UnitResult};
 
@@ -120,12 +122,13 @@ pub struct PastFailure {
 
 /// The last lines the unit's own processes logged, oldest first; empty when the journal cannot
 /// be read (no journalctl, no permission), since the failure is reported either way.
-pub fn last_lines(manager: Manager, unit: &str) -> Vec<String> {
+pub async fn last_lines(manager: Manager, host: Option<&Host>, unit: &str) -> Vec<String> {
     let field = match manager {
         Manager::System => "_SYSTEMD_UNIT",
         Manager::User => "_SYSTEMD_USER_UNIT",
     };
-    journalctl(&["-n", LINES, &format!("{field}={unit}")])
+    journalctl(host, &["-n", LINES, &format!("{field}={unit}")])
+        .await
         .into_iter()
         .map(|entry| entry.message)
         .filter(|line| !line.trim().is_empty())
@@ -134,17 +137,25 @@ pub fn last_lines(manager: Manager, unit: &str) -> Vec<String> {
 
 /// The unit's last failure, as systemd logged it; `None` when there is none or the journal
 /// cannot be read.
-pub fn last_failure(manager: Manager, unit: &str) -> Option<PastFailure> {
+pub async fn last_failure(
+    manager: Manager,
+    host: Option<&Host>,
+    unit: &str,
+) -> Option<PastFailure> {
     let field = match manager {
         Manager::System => "UNIT",
         Manager::User => "USER_UNIT",
     };
-    let entry = journalctl(&[
-        "-n",
-        "1",
-        &format!("{field}={unit}"),
-        &format!("MESSAGE_ID={FAILURE_RESULT_MESSAGE}"),
-    ])
+    let entry = journalctl(
+        host,
+        &[
+            "-n",
+            "1",
+            &format!("{field}={unit}"),
+            &format!("MESSAGE_ID={FAILURE_RESULT_MESSAGE}"),
+        ],
+    )
+    .await
     .pop()?;
     Some(PastFailure {
         result: UnitResult::from(entry.unit_result?),
@@ -152,11 +163,15 @@ pub fn last_failure(manager: Manager, unit: &str) -> Option<PastFailure> {
     })
 }
 
-/// The command an operator runs to see the whole log.
-pub fn command_for(manager: Manager, unit: &str) -> String {
-    match manager {
+/// The command an operator runs to see the whole log: on `host` through ssh.
+pub fn command_for(manager: Manager, host: Option<&Host>, unit: &str) -> String {
+    let local = match manager {
         Manager::System => format!("journalctl -u {unit}"),
         Manager::User => format!("journalctl --user-unit={unit}"),
+    };
+    match host {
+        Some(host) => format!("ssh {host} {local}"),
+        None => local,
     }
 }
 
@@ -168,23 +183,37 @@ pub fn unit_option(manager: Manager, unit: &str) -> String {
     }
 }
 
-/// `journalctl` with JSON output and no pager. A user manager's units are read from every
-/// journal file the caller may read (`--user` would read only the user's own files, which
-/// root and volatile journals do not have), matched by their user unit's name.
-pub fn journalctl_command() -> Command {
-    let mut command = Command::new("journalctl");
-    command.args(["--output=json", "--no-pager"]);
-    command
+/// `journalctl ARGS` with JSON output and no pager, here or on `host` over ssh. A user
+/// manager's units are read from every journal file the caller may read (`--user` would read
+/// only the user's own files, which root and volatile journals do not have), matched by their
+/// user unit's name.
+pub fn journalctl_command(host: Option<&Host>, args: &[&str]) -> Command {
+    let words = ["journalctl", "--output=json", "--no-pager"]
+        .iter()
+        .chain(args)
+        .copied()
+        .collect::<Vec<_>>();
+    match host {
+        Some(host) => host.ssh(&words),
+        None => {
+            let mut command = Command::new(words[0]);
+            command.args(&words[1..]);
+            command
+        }
+    }
 }
 
-/// The entries `args` select; none when the journal cannot be read.
-fn journalctl(args: &[&str]) -> Vec<Entry> {
-    let output = journalctl_command()
-        .arg("--quiet")
-        .args(args)
-        .stdin(Stdio::null())
+/// The entries `args` select; none when the journal cannot be read. Run without blocking:
+/// on a remote host journalctl takes an ssh connection's time, while other hosts are read.
+async fn journalctl(host: Option<&Host>, args: &[&str]) -> Vec<Entry> {
+    let args = [&["--quiet"], args].concat();
+    let Ok(runtime) = SharedRuntime::current() else {
+        return Vec::new();
+    };
+    let output = zruntime::process::Command::from(journalctl_command(host, &args))
         .stderr(Stdio::null())
-        .output();
+        .output(&runtime)
+        .await;
     match output {
         Ok(output) if output.status.success() => String::from_utf8_lossy(&output.stdout)
             .lines()

@@ -10,6 +10,7 @@ use zruntime::SharedRuntime;
 use crate::cli::LogsArgs;
 use crate::exit::{Code, Failure};
 use crate::journal::{Entry, journalctl_command, unit_option};
+use crate::remote::Host;
 use crate::report;
 use crate::stack::Component;
 use crate::systemd::Manager;
@@ -21,30 +22,36 @@ const NO_ACCESS: [&str; 2] = [
 ];
 
 /// Prints the entries `args` asks for; with `--follow`, until interrupted.
-pub async fn run(manager: Manager, args: &LogsArgs, json: bool) -> Result<(), Failure> {
+pub async fn run(
+    manager: Manager,
+    host: Option<&Host>,
+    args: &LogsArgs,
+    json: bool,
+) -> Result<(), Failure> {
     if manager == Manager::System {
-        check_access()?;
+        check_access(host)?;
     }
-    let mut command = journalctl_command();
-    command.arg("--quiet");
+    let mut options = vec!["--quiet".to_string()];
     let components = args.component.map_or(Component::ALL.to_vec(), |c| vec![c]);
     for c in components {
-        command.arg(unit_option(manager, c.unit()));
+        options.push(unit_option(manager, c.unit()));
     }
     if args.follow {
-        command.arg("--follow");
+        options.push("--follow".into());
     }
     if let Some(lines) = args.lines {
-        command.arg(format!("--lines={lines}"));
+        options.push(format!("--lines={lines}"));
     }
     for (option, value) in [("--since", &args.since), ("--until", &args.until)] {
         if let Some(value) = value {
-            command.arg(format!("{option}={value}"));
+            options.push(format!("{option}={value}"));
         }
     }
     if let Some(level) = &args.priority {
-        command.arg(format!("--priority={level}"));
+        options.push(format!("--priority={level}"));
     }
+    let options: Vec<&str> = options.iter().map(String::as_str).collect();
+    let command = journalctl_command(host, &options);
     let runtime = SharedRuntime::current().map_err(cannot_run)?;
     // The standard streams are set here: a std command gives its settings to nobody.
     let mut child = zruntime::process::Command::from(command)
@@ -95,9 +102,8 @@ pub async fn run(manager: Manager, args: &LogsArgs, json: bool) -> Result<(), Fa
 
 /// Refuses early when journalctl would show only the caller's own entries: the components'
 /// are the system's.
-fn check_access() -> Result<(), Failure> {
-    let output = journalctl_command()
-        .arg("--lines=0")
+fn check_access(host: Option<&Host>) -> Result<(), Failure> {
+    let output = journalctl_command(host, &["--lines=0"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

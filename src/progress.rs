@@ -24,9 +24,9 @@ struct ProgressRow {
 
 impl Progress {
     /// Draws the first lines; `None` where nothing extra may be printed: standard error is no
-    /// terminal, or the output is JSON.
-    pub fn on_terminal(jobs: &[Job], json: bool) -> Option<Progress> {
-        if json || !io::stderr().is_terminal() {
+    /// terminal, or `quiet` (the output is JSON, or several hosts share the terminal).
+    pub fn on_terminal(jobs: &[Job], quiet: bool) -> Option<Progress> {
+        if quiet || !io::stderr().is_terminal() {
             return None;
         }
         let rows: Vec<ProgressRow> = jobs

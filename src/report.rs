@@ -14,21 +14,28 @@ use tabled::settings::object::Columns;
 
 use crate::control::{Action, ActionReport, Problem};
 use crate::exit::{Code, Failure};
+use crate::fleet::{HostOutcome, Trouble};
 use crate::journal::{self, Entry};
+use crate::remote::{Host, Reason};
 use crate::stack::{Component, SLICE, SUPERVISOR};
 use crate::status::{ComponentStatus, StackStatus, UnitState};
-use crate::systemd::{ActiveState, JobResult, Manager};
+use crate::systemd::{ActiveState, JobResult};
 
-/// Prints a status report and returns `status`'s exit code.
-pub fn status(status: &StackStatus, json: bool) -> u8 {
-    let missing = status.missing_units();
-    let code = if !missing.is_empty() {
+/// What `status` exits with for `status`.
+fn status_code(status: &StackStatus) -> Code {
+    if !status.missing_units().is_empty() {
         Code::Unknown
     } else if status.all_active() {
         Code::Running
     } else {
         Code::NotRunning
-    };
+    }
+}
+
+/// Prints a status report and returns `status`'s exit code.
+pub fn status(status: &StackStatus, json: bool) -> u8 {
+    let missing = status.missing_units();
+    let code = status_code(status);
     if json {
         print_json(&StatusDoc::new(status));
     } else if !missing.is_empty() {
@@ -124,42 +131,24 @@ pub fn status_text(status: &StackStatus) -> String {
         "TASKS",
         "RESTARTS",
     ]);
+    let mut marks = Vec::new();
     for c in &status.components {
-        table.push_record([
-            format!("{} {}", mark(&c.state.active_state).1, c.component.name()),
-            c.state.unit.clone(),
-            c.state.summary(),
-            or_dash(c.pid),
-            or_dash(c.state.uptime(now).map(uptime)),
-            or_dash(c.memory_bytes.map(bytes)),
-            or_dash(c.cpu_nsec.map(|ns| cpu(Duration::from_nanos(ns)))),
-            or_dash(c.tasks),
-            or_dash(c.restarts),
-        ]);
+        let [state, figures @ ..] = figures(c, now);
+        table.push_record(
+            [
+                format!("{} {}", mark(&c.state.active_state).1, c.component.name()),
+                c.state.unit.clone(),
+                state,
+            ]
+            .into_iter()
+            .chain(figures),
+        );
+        marks.push(mark(&c.state.active_state));
     }
-    let mut table = table.build();
-    table
-        .with(tabled::settings::Style::blank())
-        .modify(Columns::new(3..), Alignment::right());
-    // The table is laid out plain, so that colour codes do not count as width; each row's
-    // glyph is coloured afterwards.
-    let rendered = table.to_string();
-    let mut rows = rendered.lines();
-    out.extend(rows.next().map(|header| format!("{header}\n")));
-    for (line, c) in rows.zip(&status.components) {
-        let mark = mark(&c.state.active_state);
-        out.push_str(&line.replacen(mark.1, &mark.to_string(), 1));
-        out.push('\n');
-    }
+    out.push_str(&render(table, &marks));
     for c in &status.components {
-        if !c.state.is_active() && c.result.is_failure() {
-            out.push_str(&format!(
-                "  {}: {}: {}; see `{}`\n",
-                c.component,
-                c.state.summary(),
-                c.diagnosis(status.manager),
-                journal::command_for(status.manager, &c.state.unit)
-            ));
+        if let Some(why) = down(c, status) {
+            out.push_str(&format!("  {why}\n"));
         } else {
             if let Some(failure) = &c.last_failure {
                 out.push_str(&format!(
@@ -190,6 +179,200 @@ pub fn status_text(status: &StackStatus) -> String {
     out
 }
 
+/// A component's cells in the status tables: its state, PID, uptime, memory, CPU time, tasks
+/// and restarts.
+fn figures(c: &ComponentStatus, now: SystemTime) -> [String; 7] {
+    [
+        c.state.summary(),
+        or_dash(c.pid),
+        or_dash(c.state.uptime(now).map(uptime)),
+        or_dash(c.memory_bytes.map(bytes)),
+        or_dash(c.cpu_nsec.map(|ns| cpu(Duration::from_nanos(ns)))),
+        or_dash(c.tasks),
+        or_dash(c.restarts),
+    ]
+}
+
+/// Why a component that failed is down, with the command that shows its log; `None` for one
+/// that is up or was stopped.
+fn down(c: &ComponentStatus, status: &StackStatus) -> Option<String> {
+    (!c.state.is_active() && c.result.is_failure()).then(|| {
+        format!(
+            "{}: {}: {}; see `{}`",
+            c.component,
+            c.state.summary(),
+            c.diagnosis(status.manager),
+            journal::command_for(status.manager, status.host.as_ref(), &c.state.unit)
+        )
+    })
+}
+
+/// A status table, its figures (from the fourth column on) aligned right, each row's glyph in
+/// its colour: `marks` has one a row. The table is laid out plain, so that colour codes do not
+/// count as width, and coloured afterwards.
+fn render(table: Builder, marks: &[StyledStr]) -> String {
+    let mut table = table.build();
+    table
+        .with(tabled::settings::Style::blank())
+        .modify(Columns::new(3..), Alignment::right());
+    let rendered = table.to_string();
+    let mut rows = rendered.lines();
+    let mut out = rows.next().map(|h| format!("{h}\n")).unwrap_or_default();
+    for (line, mark) in rows.zip(marks) {
+        out.push_str(&line.replacen(mark.1, &mark.to_string(), 1));
+        out.push('\n');
+    }
+    out
+}
+
+/// The code of a command across hosts: 0 when every host gives 0, else the first other code in
+/// the order the hosts were given.
+fn fleet_code(codes: impl IntoIterator<Item = Code>) -> u8 {
+    codes
+        .into_iter()
+        .map(Code::number)
+        .find(|&n| n != 0)
+        .unwrap_or(0)
+}
+
+/// Prints the status of every host, one table with a row a host and unit, and returns the
+/// command's exit code.
+pub fn fleet_status(hosts: &[(Host, Result<StackStatus, Trouble>)], json: bool) -> u8 {
+    let code = |result: &Result<StackStatus, Trouble>| match result {
+        Ok(status) => status_code(status),
+        Err(trouble) => trouble.failure.code,
+    };
+    if json {
+        let docs: Vec<HostDoc<StatusDoc>> = hosts
+            .iter()
+            .map(|(host, result)| HostDoc::new(host, code(result), result, StatusDoc::new))
+            .collect();
+        print_json(&docs);
+        return fleet_code(hosts.iter().map(|(_, r)| code(r)));
+    }
+    let mut table = Builder::new();
+    table.push_record([
+        "HOST", "  UNIT", "STATE", "PID", "UPTIME", "MEMORY", "CPU", "TASKS", "RESTARTS",
+    ]);
+    let mut marks = Vec::new();
+    let mut notes = Vec::new();
+    for (host, result) in hosts {
+        let status = match result {
+            Ok(status) => status,
+            Err(trouble) => {
+                let state = match trouble.unreachable {
+                    Some(reason) => format!("unreachable: {}", reason.words()),
+                    None => "unknown".to_string(),
+                };
+                table.push_record([host.to_string(), "× -".into(), state]);
+                marks.push(StyledStr(RED, "×"));
+                notes.push(trouble.failure.message.clone());
+                continue;
+            }
+        };
+        let now = status.read_at;
+        let s = &status.supervisor;
+        table.push_record([
+            host.to_string(),
+            format!("{} {}", mark(&s.active_state).1, s.unit),
+            s.summary(),
+            "-".into(),
+            or_dash(s.uptime(now).map(uptime)),
+            or_dash(status.usage.memory_bytes.map(bytes)),
+            or_dash(
+                status
+                    .usage
+                    .cpu_nsec
+                    .map(|ns| cpu(Duration::from_nanos(ns))),
+            ),
+            or_dash(status.usage.tasks),
+            "-".into(),
+        ]);
+        marks.push(mark(&s.active_state));
+        for c in &status.components {
+            table.push_record(
+                [
+                    host.to_string(),
+                    format!("{} {}", mark(&c.state.active_state).1, c.state.unit),
+                ]
+                .into_iter()
+                .chain(figures(c, now)),
+            );
+            marks.push(mark(&c.state.active_state));
+            notes.extend(down(c, status).map(|why| format!("{host}: {why}")));
+        }
+    }
+    let mut out = render(table, &marks);
+    for note in notes {
+        out.push_str(&format!("  {note}\n"));
+    }
+    print!("{out}");
+    fleet_code(hosts.iter().map(|(_, r)| code(r)))
+}
+
+/// Tells what is happening on one host, as it happens: a line on standard error.
+pub fn host_progress(host: &Host, what: &str) {
+    eprintln!("{host}: {what}");
+}
+
+/// Prints what an action did on every host and returns the command's exit code.
+pub fn fleet_action(action: Action, hosts: &[(Host, HostOutcome)], json: bool) -> u8 {
+    let code = fleet_code(hosts.iter().map(|(_, o)| o.code()));
+    if json {
+        let docs: Vec<HostActionDoc> = hosts
+            .iter()
+            .map(|(host, outcome)| HostActionDoc::new(host, outcome))
+            .collect();
+        print_json(&docs);
+        return code;
+    }
+    let stopped_at = hosts
+        .iter()
+        .find(|(_, o)| o.code() != Code::Done)
+        .filter(|_| {
+            hosts
+                .iter()
+                .any(|(_, o)| matches!(o, HostOutcome::Untouched))
+        });
+    for (host, outcome) in hosts {
+        let line = match outcome {
+            HostOutcome::Acted { report, health } => {
+                for problem in &report.problems {
+                    print_problem(Some(host), problem);
+                }
+                match health {
+                    Some(Err(why)) => {
+                        eprintln!("{ERROR} {host}: unhealthy: {why}");
+                        "unhealthy".to_string()
+                    }
+                    _ if report.succeeded() => summary(report),
+                    _ => "failed".to_string(),
+                }
+            }
+            HostOutcome::Failed(trouble) => {
+                eprintln!("{ERROR} {}", trouble.failure.message);
+                "failed".to_string()
+            }
+            HostOutcome::Untouched => "untouched".to_string(),
+        };
+        println!("{host}  {line}");
+    }
+    if let Some((host, _)) = stopped_at {
+        let untouched: Vec<String> = hosts
+            .iter()
+            .filter(|(_, o)| matches!(o, HostOutcome::Untouched))
+            .map(|(h, _)| h.to_string())
+            .collect();
+        eprintln!(
+            "{ERROR} the {} stopped at {host}; untouched: {} (--keep-going goes on past a \
+             failed host)",
+            what(action),
+            untouched.join(", ")
+        );
+    }
+    code
+}
+
 /// Prints what an action did and returns its exit code.
 pub fn action(report: &ActionReport, json: bool) -> u8 {
     let code = if report.succeeded() {
@@ -201,7 +384,7 @@ pub fn action(report: &ActionReport, json: bool) -> u8 {
         print_json(&ActionDoc::new(report));
     } else {
         for problem in &report.problems {
-            print_problem(problem);
+            print_problem(None, problem);
         }
         if report.succeeded() {
             println!("{}", summary(report));
@@ -225,26 +408,22 @@ pub fn failure(failure: &Failure, json: bool) -> u8 {
 }
 
 /// Says that the command stopped waiting, not the jobs.
-pub fn interrupted(
-    action: Option<Action>,
-    manager: Manager,
-    signal: &str,
-    code: Code,
-    json: bool,
-) -> u8 {
+pub fn interrupted(action: Option<Action>, tool: &str, signal: &str, code: Code, json: bool) -> u8 {
     let message = match action {
         Some(action) => format!(
-            "interrupted by {signal}: the {} goes on in systemd; follow it with `{} status`",
+            "interrupted by {signal}: the {} goes on in systemd; follow it with `{tool} status`",
             what(action),
-            manager.tool()
         ),
         None => format!("interrupted by {signal}"),
     };
     failure(&Failure::new(code, message), json)
 }
 
-fn print_problem(problem: &Problem) {
-    eprintln!("{ERROR} {}", problem.message);
+/// A problem and the unit's last log lines, on standard error; named with its host when it has
+/// one.
+fn print_problem(host: Option<&Host>, problem: &Problem) {
+    let host = host.map(|h| format!("{h}: ")).unwrap_or_default();
+    eprintln!("{ERROR} {host}{}", problem.message);
     for line in &problem.log {
         eprintln!("    | {line}");
     }
@@ -551,6 +730,92 @@ struct LogDoc<'a> {
     priority: Option<u8>,
     pid: Option<u32>,
     message: &'a str,
+}
+
+/// One host's document in the list `--json` prints with hosts: the host, its exit code, and
+/// the command's own document, or `error` (and `unreachable`, why) where it failed.
+#[derive(Serialize)]
+struct HostDoc<'a, T: Serialize> {
+    host: String,
+    exit_code: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unreachable: Option<&'static str>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    doc: Option<T>,
+}
+
+impl<'a, T: Serialize> HostDoc<'a, T> {
+    fn new<S>(
+        host: &Host,
+        code: Code,
+        result: &'a Result<S, Trouble>,
+        doc: impl Fn(&'a S) -> T,
+    ) -> HostDoc<'a, T> {
+        HostDoc {
+            host: host.to_string(),
+            exit_code: code.number(),
+            error: result.as_ref().err().map(|t| t.failure.message.as_str()),
+            unreachable: result
+                .as_ref()
+                .err()
+                .and_then(|t| t.unreachable)
+                .map(Reason::as_str),
+            doc: result.as_ref().ok().map(doc),
+        }
+    }
+}
+
+/// One host's document in the list an action prints with hosts and `--json`.
+#[derive(Serialize)]
+struct HostActionDoc<'a> {
+    host: String,
+    exit_code: u8,
+    /// `done`, `failed`, `unhealthy` or `untouched`.
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unreachable: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health: Option<&'a str>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    report: Option<ActionDoc<'a>>,
+}
+
+impl<'a> HostActionDoc<'a> {
+    fn new(host: &Host, outcome: &'a HostOutcome) -> HostActionDoc<'a> {
+        let mut doc = HostActionDoc {
+            host: host.to_string(),
+            exit_code: outcome.code().number(),
+            outcome: "done",
+            error: None,
+            unreachable: None,
+            health: None,
+            report: None,
+        };
+        match outcome {
+            HostOutcome::Acted { report, health } => {
+                doc.report = Some(ActionDoc::new(report));
+                doc.health = health.as_ref().map(|h| match h {
+                    Ok(how) | Err(how) => how.as_str(),
+                });
+                doc.outcome = match health {
+                    Some(Err(_)) => "unhealthy",
+                    _ if report.succeeded() => "done",
+                    _ => "failed",
+                };
+            }
+            HostOutcome::Failed(trouble) => {
+                doc.outcome = "failed";
+                doc.error = Some(&trouble.failure.message);
+                doc.unreachable = trouble.unreachable.map(Reason::as_str);
+            }
+            HostOutcome::Untouched => doc.outcome = "untouched",
+        }
+        doc
+    }
 }
 
 /// What every command prints with `--json` when it could not do its work.

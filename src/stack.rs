@@ -10,6 +10,9 @@ pub const SUPERVISOR: &str = "imageserving.target";
 /// The slice the components run in: its accounting gives the stack's totals.
 pub const SLICE: &str = "imageserving.slice";
 
+/// The Platform Server's socket: where its `Listen` property says the stack is reachable.
+pub const PS_SOCKET: &str = "imageserving-ps.socket";
+
 /// One of the servers the Supervisor runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Component {

@@ -8,6 +8,7 @@ use futures_util::future::{try_join, try_join_all, try_join3};
 
 use crate::exit::Failure;
 use crate::journal;
+use crate::remote::Host;
 use crate::stack::{Component, SLICE, SUPERVISOR};
 use crate::systemd::{
     ActiveState, Error, Job, Manager, ServiceProperties, SliceProperties, Systemd, UnitProperties,
@@ -198,6 +199,8 @@ pub struct StackStatus {
     pub read_at: SystemTime,
     /// The manager it was read from, for the commands a report suggests.
     pub manager: Manager,
+    /// The host it was read from, when remote: its journal is there.
+    pub host: Option<Host>,
 }
 
 impl StackStatus {
@@ -213,7 +216,7 @@ impl StackStatus {
         let mut status = StackStatus::read(&systemd, components)
             .await
             .map_err(Failure::of_status)?;
-        status.recall_failures(None);
+        status.recall_failures(None).await;
         Ok(status)
     }
 
@@ -235,12 +238,13 @@ impl StackStatus {
             },
             read_at: SystemTime::now(),
             manager: systemd.kind(),
+            host: systemd.host().cloned(),
         })
     }
 
     /// Looks up, for each component systemd restarted, the failure it restarted it after;
     /// from `earlier` where that saw the same number of restarts, without asking the journal.
-    pub fn recall_failures(&mut self, earlier: Option<&StackStatus>) {
+    pub async fn recall_failures(&mut self, earlier: Option<&StackStatus>) {
         for c in &mut self.components {
             let known = earlier
                 .and_then(|e| e.components.iter().find(|k| k.component == c.component))
@@ -248,7 +252,7 @@ impl StackStatus {
             c.last_failure = match known {
                 Some(known) => known.last_failure.clone(),
                 None if c.restarts.unwrap_or(0) > 0 => {
-                    journal::last_failure(self.manager, &c.state.unit)
+                    journal::last_failure(self.manager, self.host.as_ref(), &c.state.unit).await
                 }
                 None => None,
             };

@@ -38,7 +38,7 @@ pub async fn run(
         let mut status = StackStatus::read(&systemd, components)
             .await
             .map_err(Failure::of_status)?;
-        status.recall_failures(shown.as_ref());
+        status.recall_failures(shown.as_ref()).await;
         match report::watched(&status, json, interval) {
             Ok(()) => {}
             // The reader went away (`| head`): that ends the watch, and is no error.

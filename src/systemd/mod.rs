@@ -10,6 +10,8 @@ use zbus::{
 
 pub use words::{ActiveState, JobResult, UnitResult};
 
+use crate::remote::{Host, Tunnel, Unreachable};
+
 const DESTINATION: &str = "org.freedesktop.systemd1";
 
 /// Which service manager to talk to.
@@ -122,6 +124,14 @@ pub struct SliceProperties {
     pub tasks_current: Option<u64>,
 }
 
+/// The `org.freedesktop.systemd1.Socket` properties: where a socket unit listens.
+#[derive(Debug, Default, DeserializeDict, Type)]
+#[zbus(signature = "a{sv}", rename_all = "PascalCase")]
+pub struct SocketProperties {
+    /// (type, address) pairs: `("Stream", "[::]:8080")`.
+    pub listen: Option<Vec<(String, String)>>,
+}
+
 /// A property interface of a unit, and the struct its `GetAll` decodes into.
 pub trait Interface: DeserializeOwned + Type {
     const NAME: &'static str;
@@ -135,6 +145,10 @@ impl Interface for ServiceProperties {
     const NAME: &'static str = "org.freedesktop.systemd1.Service";
 }
 
+impl Interface for SocketProperties {
+    const NAME: &'static str = "org.freedesktop.systemd1.Socket";
+}
+
 impl Interface for SliceProperties {
     const NAME: &'static str = "org.freedesktop.systemd1.Slice";
 }
@@ -144,6 +158,8 @@ pub struct Systemd {
     connection: Connection,
     manager: ManagerProxy<'static>,
     kind: Manager,
+    /// The host and the ssh the connection runs over, when it is remote.
+    remote: Option<(Host, Tunnel)>,
 }
 
 impl Systemd {
@@ -166,16 +182,34 @@ impl Systemd {
             cause: cause.to_string(),
         };
         let connection = builder.build().await.map_err(unreachable)?;
-        let manager = ManagerProxy::builder(&connection)
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()
-            .await
-            .map_err(unreachable)?;
+        let manager = manager_proxy(&connection).await.map_err(unreachable)?;
         Ok(Systemd {
             connection,
             manager,
             kind,
+            remote: None,
         })
+    }
+
+    /// Connects to the system manager of `host`, over ssh.
+    pub async fn over_ssh(host: &Host) -> Result<Systemd, Unreachable> {
+        let (connection, tunnel) = host.bridge().await?;
+        let manager = manager_proxy(&connection).await.map_err(|e| Unreachable {
+            host: host.to_string(),
+            reason: crate::remote::Reason::Other,
+            detail: e.to_string(),
+        })?;
+        Ok(Systemd {
+            connection,
+            manager,
+            kind: Manager::System,
+            remote: Some((host.clone(), tunnel)),
+        })
+    }
+
+    /// The remote host, when the manager is one.
+    pub fn host(&self) -> Option<&Host> {
+        self.remote.as_ref().map(|(host, _)| host)
     }
 
     /// Which manager this is.
@@ -240,6 +274,14 @@ impl Systemd {
             .deserialize::<I>()
             .map_err(|e| Error::call("read the properties of", unit, e))
     }
+}
+
+/// A Manager proxy that reads every property anew: states change under the tool's feet.
+async fn manager_proxy(connection: &Connection) -> zbus::Result<ManagerProxy<'static>> {
+    ManagerProxy::builder(connection)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
 }
 
 /// The object path of a unit: `/org/freedesktop/systemd1/unit/` and the name with every byte

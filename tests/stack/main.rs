@@ -4,7 +4,9 @@
 mod control;
 mod faults;
 mod fixture;
+mod fleet;
 mod hostile;
+mod hosts;
 mod logs;
 mod operators;
 mod serving;
