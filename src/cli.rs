@@ -95,18 +95,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Start the Supervisor and every component.
-    #[command(visible_alias = "iniciar")]
-    Start,
-    /// Stop every component and the Supervisor.
-    #[command(visible_alias = "detener")]
-    Stop,
-    /// Restart the whole stack, or just one component.
-    #[command(visible_alias = "reiniciar")]
-    Restart {
-        /// The one component to restart; the others keep running.
-        component: Option<Component>,
-    },
+    #[command(flatten)]
+    Act(ActCommand),
     /// Show uptime and memory of every component, or of the one named.
     #[command(visible_alias = "estado")]
     Status {
@@ -121,6 +111,23 @@ pub enum Command {
     },
     /// Show the components' logs from the journal, merged in time order.
     Logs(LogsArgs),
+}
+
+/// The commands that change the stack's state: each becomes an [`Action`].
+#[derive(Debug, Subcommand)]
+pub enum ActCommand {
+    /// Start the Supervisor and every component.
+    #[command(visible_alias = "iniciar")]
+    Start,
+    /// Stop every component and the Supervisor.
+    #[command(visible_alias = "detener")]
+    Stop,
+    /// Restart the whole stack, or just one component.
+    #[command(visible_alias = "reiniciar")]
+    Restart {
+        /// The one component to restart; the others keep running.
+        component: Option<Component>,
+    },
 }
 
 /// What `logs` shows.
@@ -208,13 +215,21 @@ impl Cli {
 }
 
 impl Command {
-    /// The action asked for; `None` for `status`, which only reads.
+    /// The action asked for; `None` for `status` and `logs`, which only read.
     pub(crate) fn action(&self) -> Option<Action> {
-        match *self {
-            Command::Start => Some(Action::Start),
-            Command::Stop => Some(Action::Stop),
-            Command::Restart { component } => Some(Action::Restart(component)),
+        match self {
+            Command::Act(command) => Some(command.action()),
             Command::Status { .. } | Command::Logs(_) => None,
+        }
+    }
+}
+
+impl ActCommand {
+    pub(crate) fn action(&self) -> Action {
+        match *self {
+            ActCommand::Start => Action::Start,
+            ActCommand::Stop => Action::Stop,
+            ActCommand::Restart { component } => Action::Restart(component),
         }
     }
 }
@@ -259,9 +274,9 @@ mod tests {
         let cli = Cli::try_parse_from(["ImageServing", "restart", "is"]).unwrap();
         assert!(matches!(
             cli.command,
-            Command::Restart {
+            Command::Act(ActCommand::Restart {
                 component: Some(Component::Es)
-            }
+            })
         ));
     }
 

@@ -27,7 +27,7 @@ use futures_util::future::{Either, select};
 use zruntime::signal::{Signal, Signals};
 
 use crate::cli::{Cli, Command};
-use crate::control::{Action, Options};
+use crate::control::Options;
 use crate::exit::{Code, Failure};
 use crate::remote::Host;
 use crate::stack::Component;
@@ -102,9 +102,7 @@ async fn dispatch(cli: &Cli, manager: Manager) -> u8 {
                 Err(failure) => report::failure(&failure, cli.json),
             };
         }
-        Command::Start => Action::Start,
-        Command::Stop => Action::Stop,
-        Command::Restart { component } => Action::Restart(*component),
+        Command::Act(command) => command.action(),
     };
     let options = Options {
         manager,
@@ -152,9 +150,7 @@ async fn across(cli: &Cli, hosts: &[Host]) -> u8 {
                 Err(failure) => report::failure(&failure, cli.json),
             };
         }
-        Command::Start => Action::Start,
-        Command::Stop => Action::Stop,
-        Command::Restart { component } => Action::Restart(*component),
+        Command::Act(command) => command.action(),
     };
     let plan = fleet::Plan {
         action,
