@@ -9,7 +9,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::fixture::{COMPONENTS, unit};
-use crate::hosts::{SSHD_UNIT, Tier};
+use crate::hosts::{Host, SSHD_UNIT, Tier};
 
 #[test]
 fn status_of_three_hosts_is_one_table_and_a_list_of_documents() {
@@ -200,6 +200,15 @@ fn restart_es_in_parallel_on_the_hosts_of_a_file_restarts_es_and_nothing_else() 
         );
         run.stderr_says(&format!("{}: restarting es…", host.name));
     }
+    // At most two hosts at a time: the last host began its restart only once another's was
+    // done, by the hosts' own journals.
+    let spans: Vec<(u64, u64)> = tier.hosts.iter().map(es_restart).collect();
+    let last_began = spans.iter().map(|&(began, _)| began).max();
+    let first_done = spans.iter().map(|&(_, done)| done).min();
+    assert!(
+        last_began > first_done,
+        "three hosts restarted es at once with --parallel 2: {spans:?}"
+    );
 }
 
 #[test]
@@ -246,6 +255,28 @@ fn at(entry: &serde_json::Value) -> u64 {
         .expect("a timestamp")
 }
 
+/// When the host's last restart of es began (systemd logged "Stopping") and when es was up
+/// again ("Started"), by the host's journal.
+fn es_restart(host: &Host) -> (u64, u64) {
+    let entries = host.journal_json(&[&format!("UNIT={}", unit("es"))]);
+    let says = |e: &serde_json::Value, word: &str| {
+        e["MESSAGE"].as_str().is_some_and(|m| m.starts_with(word))
+    };
+    let began = entries
+        .iter()
+        .rev()
+        .find(|e| says(e, "Stopping"))
+        .map(at)
+        .unwrap_or_else(|| panic!("{} logged no stop of es", host.name));
+    let done = entries
+        .iter()
+        .filter(|e| says(e, "Started"))
+        .map(at)
+        .find(|&t| t > began)
+        .unwrap_or_else(|| panic!("{} logged no start of es after its stop", host.name));
+    (began, done)
+}
+
 #[test]
 fn a_rolling_restart_goes_on_to_each_host_once_the_one_before_is_healthy() {
     let tier = Tier::boot(&["a", "b", "c"]);
@@ -259,17 +290,7 @@ fn a_rolling_restart_goes_on_to_each_host_once_the_one_before_is_healthy() {
         .hosts
         .iter()
         .map(|host| {
-            let began = host
-                .journal_json(&[&format!("UNIT={}", unit("es"))])
-                .iter()
-                .rev()
-                .find(|e| {
-                    e["MESSAGE"]
-                        .as_str()
-                        .is_some_and(|m| m.starts_with("Stopping"))
-                })
-                .map(at)
-                .unwrap_or_else(|| panic!("{} logged no stop of es", host.name));
+            let (began, _) = es_restart(host);
             let healthy = host
                 .journal_json(&[&format!("_SYSTEMD_UNIT={}", unit("ps"))])
                 .iter()
