@@ -120,7 +120,7 @@ reference() { # photo size
     if [ ! -f "$out" ]; then
         mkdir -p "$WORK/reference"
         local srgb=()
-        [[ $(identify -format '%[profiles]' "$1") == *icc* ]] && srgb=(-profile "$SRGB")
+        [[ $(identify -format '%[profiles]' "$1" 2>/dev/null) == *icc* ]] && srgb=(-profile "$SRGB")
         convert "$1" -auto-orient "${srgb[@]}" -filter Lanczos -resize "$2!" "$out"
     fi
     echo "$out"
