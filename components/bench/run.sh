@@ -23,16 +23,20 @@
 # re-encoded progressive without loss (jpegtran -progressive -copy all), resized to 500 px
 # wide at quality 80, uncached, at concurrency 4: ours (Connection: close) against thumbor
 # with 2 processes, CORPUS_DURATION seconds each (default 5), with the Image Server's CPU
-# time per request and its peak resident memory while serving that photo.
+# time per request and its peak resident memory while serving that photo. Then the quality of
+# both responses: their PSNR against ImageMagick's Lanczos resize of the fully decoded source,
+# turned upright and converted to sRGB, at the response's size.
 #
 # Usage: components/bench/run.sh [DURATION]
+# PHOTOS (default *) picks corpus photos by a file name pattern, e.g. 'Elephants_5640*'.
 # BENCH_NOISE (default 0.02, a photo-like source of 156 KiB) is the share of noise blended
 # into the generated photo: the more noise, the more of every request goes to JPEG entropy
 # decoding, which no decoder skips, and the closer any two servers using libjpeg-turbo's
 # code come. At 0.02 thumbor with 2 processes serves about 145 req/s here, the closest to
 # the 160-170 req/s it was measured at on the photo the throughput target was set with;
 # 0.05 gives 330 KiB, 0.35 gives 1.2 MiB.
-# Needs: wrk (apt-get install wrk), jpegtran (libjpeg-turbo-progs), python3 with venv;
+# Needs: wrk (apt-get install wrk), jpegtran (libjpeg-turbo-progs), ImageMagick (imagemagick),
+# sRGB.icc (icc-profiles-free), python3 with venv;
 # installs thumbor into a venv under the scratch folder (BENCH_DIR, default target/bench)
 # on first use, and fetches mate-backgrounds there with apt-get download.
 set -euo pipefail
@@ -52,6 +56,9 @@ THUMBOR_PATH="/unsafe/500x0/filters:quality(80)/photo.jpg"
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 command -v jpegtran >/dev/null ||
     { echo "jpegtran is missing: apt-get install libjpeg-turbo-progs" >&2; exit 1; }
+command -v compare >/dev/null || { echo "ImageMagick is missing: apt-get install imagemagick" >&2; exit 1; }
+SRGB=/usr/share/color/icc/sRGB.icc
+[ -f "$SRGB" ] || { echo "$SRGB is missing: apt-get install icc-profiles-free" >&2; exit 1; }
 mkdir -p "$WORK/catalog/bench"
 if [ ! -x "$VENV/bin/thumbor" ]; then
     echo "installing thumbor into $VENV"
@@ -105,6 +112,27 @@ export IMAGESERVING_PS_ACCESS_LOG=false
 CONFIG=$WORK/empty.toml
 : > "$CONFIG"
 
+
+# The quality reference for PHOTO at SIZE (WxH): ImageMagick's Lanczos resize of the whole
+# decoded source, upright and in sRGB; made once, kept in the scratch folder.
+reference() { # photo size
+    local out=$WORK/reference/$(basename "$1" .jpg)-$2.png
+    if [ ! -f "$out" ]; then
+        mkdir -p "$WORK/reference"
+        local srgb=()
+        [[ $(identify -format '%[profiles]' "$1" 2>/dev/null) == *icc* ]] && srgb=(-profile "$SRGB")
+        convert "$1" -auto-orient "${srgb[@]}" -filter Lanczos -resize "$2!" "$out"
+    fi
+    echo "$out"
+}
+
+# PSNR (dB) of the JPEG at URL against PHOTO's reference at the same size.
+psnr() { # url photo
+    local out=$WORK/response.jpg
+    curl -sf -o "$out" "$1"
+    compare -metric PSNR "$out" "$(reference "$2" "$(identify -format %wx%h "$out")")" null: 2>&1 |
+        awk '{ print $1 }'
+}
 
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
@@ -192,11 +220,12 @@ sleep 2
 AFTER="ps $(rss_kib "$ps") KiB, es $(rss_kib "$es") KiB, svg $(rss_kib "$svg") KiB"
 
 echo "== the real corpus, wid=500&qlt=80, uncached, c=4: ours (close) against thumbor (2 procs, close)"
-echo "   req/s and their ratio; CPU time per request (ours: the Image Server) and its ratio; es peak RSS"
-printf "%-32s %-10s %-12s %8s %8s %6s %9s %9s %6s %8s\n" \
-    photo size kind ours thumbor ratio "ours cpu" "thb cpu" ratio "es peak"
+echo "   req/s and their ratio; CPU time per request (ours: the Image Server) and its ratio; es peak RSS;"
+echo "   PSNR against ImageMagick's Lanczos resize of the whole source (ours, thumbor's, ours - thumbor's)"
+printf "%-36s %-10s %-12s %8s %8s %6s %9s %9s %6s %8s %6s %6s %6s\n" \
+    photo size kind ours thumbor ratio "ours cpu" "thb cpu" ratio "es peak" "ours" "thb" "diff"
 DURATION=$CORPUS_DURATION
-for photo in "$CORPUS"/*.jpg; do
+for photo in "$CORPUS"/${PHOTOS:-*}.jpg; do
     name=$(basename "$photo" .jpg)
     info=$(file -b "$photo")
     kind=baseline
@@ -204,12 +233,16 @@ for photo in "$CORPUS"/*.jpg; do
     size=$(grep -oE '[0-9]+x[0-9]+,' <<<"$info" | tail -1 | tr -d ,)
     # The peak resident memory while serving this photo only: clear_refs resets VmHWM.
     echo 5 > "/proc/$es/clear_refs"
-    read -r ours _ _ ours_cpu <<<"$(load 4 "http://127.0.0.1:$PS_PORT/is/image/bench/corpus/$name?wid=500&qlt=80" "Connection: close" "$es")"
+    ours_url="http://127.0.0.1:$PS_PORT/is/image/bench/corpus/$name?wid=500&qlt=80"
+    their_url="http://127.0.0.1:$THUMBOR2_PORT/unsafe/500x0/filters:quality(80)/corpus/$name.jpg"
+    read -r ours _ _ ours_cpu <<<"$(load 4 "$ours_url" "Connection: close" "$es")"
     peak=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$es/status")
-    read -r theirs _ _ their_cpu <<<"$(load 4 "http://127.0.0.1:$THUMBOR2_PORT/unsafe/500x0/filters:quality(80)/corpus/$name.jpg" "Connection: close" "$thumbor2")"
+    read -r theirs _ _ their_cpu <<<"$(load 4 "$their_url" "Connection: close" "$thumbor2")"
     awk -v n="$name" -v s="$size" -v k="$kind" -v o="$ours" -v t="$theirs" -v oc="$ours_cpu" \
-        -v tc="$their_cpu" -v p="$peak" 'BEGIN {
-        printf "%-32s %-10s %-12s %8.1f %8.1f %5.2fx %6.1f ms %6.1f ms %5.2fx %4s MiB\n", n, s, k, o, t, o / t, oc, tc, tc / oc, p }'
+        -v tc="$their_cpu" -v p="$peak" -v od="$(psnr "$ours_url" "$photo")" \
+        -v td="$(psnr "$their_url" "$photo")" 'BEGIN {
+        printf "%-36s %-10s %-12s %8.1f %8.1f %5.2fx %6.1f ms %6.1f ms %5.2fx %4s MiB %6.2f %6.2f %+6.2f\n",
+            n, s, k, o, t, o / t, oc, tc, tc / oc, p, od, td, od - td }'
 done
 cleanup
 

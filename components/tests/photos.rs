@@ -3,7 +3,9 @@
 
 mod common;
 
+use std::io::Write;
 use std::path::Path;
+use std::process::{Command, Stdio};
 
 use common::Stack;
 use image::codecs::jpeg::JpegEncoder;
@@ -344,4 +346,53 @@ fn unreadable_sources_are_blamed_on_the_source() {
     }
     // The same answer for the same request: nothing of a failure is cached.
     assert_eq!(s.get("/is/image/cat/empty?wid=50").status, 422);
+}
+
+/// `jpeg` re-encoded progressive without loss, its markers kept, as photo tools save it.
+fn progressive(jpeg: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("jpegtran")
+        .args(["-progressive", "-copy", "all"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("jpegtran runs (apt-get install libjpeg-turbo-progs)");
+    child.stdin.take().unwrap().write_all(jpeg).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "jpegtran failed");
+    out.stdout
+}
+
+/// A progressive source asked for at an eighth of its size is decoded from its DC scans
+/// alone; it is still turned upright and converted to sRGB, as its baseline twin is (which
+/// libjpeg decodes).
+#[test]
+fn progressive_photos_at_an_eighth_are_upright_and_in_srgb() {
+    let s = Stack::start();
+    let picture = RgbImage::from_fn(800, 480, |x, y| {
+        let (fx, fy) = (x as f32 / 799.0, y as f32 / 479.0);
+        let edge = if (x / 100 + y / 60) % 2 == 0 {
+            40.0
+        } else {
+            0.0
+        };
+        Rgb([
+            (215.0 * (1.0 - fx) + edge) as u8,
+            (215.0 * fx * (1.0 - fy) + edge) as u8,
+            (215.0 * fy + edge) as u8,
+        ])
+    });
+    let baseline = with_orientation(&jpeg(&picture, Some(profile_file(ADOBE_RGB))), 6);
+    put(&s, "baseline.jpg", &baseline);
+    put(&s, "progressive.jpg", &progressive(&baseline));
+    // Upright the photo is 480 wide: 60 pixels are an eighth.
+    let served = |id: &str| {
+        s.get(&format!("/is/image/cat/{id}?wid=60&fmt=png"))
+            .image()
+            .to_rgb8()
+    };
+    let (from_baseline, from_progressive) = (served("baseline"), served("progressive"));
+    assert_eq!(from_progressive.dimensions(), (60, 100));
+    assert_eq!(from_baseline.dimensions(), (60, 100));
+    // Without chroma subsampling (as `jpeg` writes) the DC scans give libjpeg's pixels.
+    assert!(from_progressive == from_baseline);
 }

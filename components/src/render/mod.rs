@@ -20,6 +20,7 @@ pub(crate) mod geometry;
 mod libjpeg;
 mod orientation;
 mod profile;
+mod progressive;
 mod raster;
 mod vector;
 
