@@ -3,7 +3,7 @@
 CARGO ?= cargo
 
 .PHONY: run test lint deb package-test bench bench-control bench-components bench-restarts \
-	bench-slow-catalog bench-fleet
+	bench-slow-catalog bench-fleet bench-metrics
 
 ## Build everything, start the stack under systemd and show `ImageServing status`.
 run:
@@ -32,7 +32,7 @@ package-test:
 	tests/package/run
 
 ## Benchmarks (on demand, never in CI): each prints its ratio against a named baseline.
-bench: bench-control bench-components bench-restarts bench-slow-catalog bench-fleet
+bench: bench-control bench-components bench-restarts bench-slow-catalog bench-fleet bench-metrics
 
 bench-control:
 	$(CARGO) bench --locked -p imageserving --bench control
@@ -55,3 +55,7 @@ bench-restarts:
 ## Cached images with every catalog file-system call slowed: what else waits for them.
 bench-slow-catalog:
 	components/bench/slow-catalog.sh
+
+## Uncached throughput with metrics on against metrics off, in one run.
+bench-metrics:
+	components/bench/metrics-cost.sh

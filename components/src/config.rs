@@ -47,6 +47,7 @@ pub struct PlatformConfig {
     /// Seconds to wait for the Image Server or the SVG server to answer.
     pub backend_timeout: u64,
     pub access_log: bool,
+    pub metrics_listen: MetricsAddress,
 }
 
 /// The Image Server and the SVG server share this shape.
@@ -58,6 +59,7 @@ pub struct RendererConfig {
     /// Render threads; 0 means one per CPU core.
     pub workers: usize,
     pub max_connections: usize,
+    pub metrics_listen: MetricsAddress,
 }
 
 /// Size limits and defaults of the imaging protocol.
@@ -92,11 +94,13 @@ pub struct HttpConfig {
 
 impl Default for Config {
     fn default() -> Self {
-        let renderer = |port: u16| RendererConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], port)),
+        let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let renderer = |port: u16, metrics_port: u16| RendererConfig {
+            listen: loopback(port),
             io_threads: 1,
             workers: 0,
             max_connections: 256,
+            metrics_listen: MetricsAddress(Some(loopback(metrics_port))),
         };
         Config {
             catalog_root: PathBuf::from("/var/lib/imageserving/catalog"),
@@ -108,9 +112,10 @@ impl Default for Config {
                 cache_max_age: 36_000,
                 backend_timeout: 30,
                 access_log: true,
+                metrics_listen: MetricsAddress(Some(loopback(27347))),
             },
-            es: renderer(27345),
-            svg: renderer(27346),
+            es: renderer(27345, 27348),
+            svg: renderer(27346, 27349),
             image: ImageConfig {
                 max_pix: Dimensions::new(2000, 2000),
                 default_pix: Dimensions::new(1280, 1280),
@@ -202,6 +207,35 @@ impl From<Dimensions> for String {
 impl fmt::Display for Dimensions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{},{}", self.width, self.height)
+    }
+}
+
+/// Where a daemon serves its metrics (`/metrics`, Prometheus text), written as an address
+/// (`"127.0.0.1:27347"`); `""` turns metrics off: nothing is recorded and nothing listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct MetricsAddress(pub Option<SocketAddr>);
+
+impl TryFrom<String> for MetricsAddress {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.trim().is_empty() {
+            return Ok(MetricsAddress(None));
+        }
+        s.trim()
+            .parse()
+            .map(|a| MetricsAddress(Some(a)))
+            .map_err(|_| {
+                format!(
+                    "expected an address such as \"127.0.0.1:27347\", or \"\" for off; got {s:?}"
+                )
+            })
+    }
+}
+
+impl From<MetricsAddress> for String {
+    fn from(a: MetricsAddress) -> String {
+        a.0.map_or_else(String::new, |a| a.to_string())
     }
 }
 
@@ -497,6 +531,24 @@ mod tests {
         assert_eq!(c.catalog_root, PathBuf::from("/x"));
         assert!(!c.ps.access_log);
         assert_eq!(c.image.max_pix, Dimensions::new(10, 20));
+    }
+
+    #[test]
+    fn metrics_addresses_and_off() {
+        let c = load(
+            "[es]\nmetrics_listen = \"\"\n",
+            &[("IMAGESERVING_SVG_METRICS_LISTEN", "127.0.0.1:9000")],
+        )
+        .unwrap();
+        assert_eq!(c.es.metrics_listen, MetricsAddress(None));
+        assert_eq!(
+            c.svg.metrics_listen.0,
+            Some("127.0.0.1:9000".parse().unwrap())
+        );
+        assert_eq!(c.ps.metrics_listen.0.map(|a| a.port()), Some(27347));
+        assert!(c.to_toml().contains("metrics_listen = \"\""));
+        let e = load("[ps]\nmetrics_listen = \"here\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("key `ps.metrics_listen`"), "{e}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::cli::{self, Component};
 use crate::config::Config;
 use crate::http::listener::{self, Origin};
 use crate::http::server::{self, Handler};
+use crate::metrics::{self, Metrics};
 use crate::platform::PlatformService;
 use crate::render::{Engine, RasterEngine, RenderService, VectorEngine};
 use crate::systemd;
@@ -36,21 +37,24 @@ pub fn main(component: Component) -> ExitCode {
         print!("{}", config.to_toml());
         return ExitCode::SUCCESS;
     }
-    let (address, io_threads, blocking_threads) = match component {
+    let (address, io_threads, blocking_threads, metrics_address) = match component {
         Component::Platform => (
             config.ps.listen,
             config.ps.io_threads,
             PLATFORM_BLOCKING_THREADS,
+            config.ps.metrics_listen.0,
         ),
         Component::Image => (
             config.es.listen,
             config.es.io_threads,
             config.es.worker_count(),
+            config.es.metrics_listen.0,
         ),
         Component::Svg => (
             config.svg.listen,
             config.svg.io_threads,
             config.svg.worker_count(),
+            config.svg.metrics_listen.0,
         ),
     };
     // Before any thread exists: taking systemd's socket edits the environment.
@@ -58,6 +62,18 @@ pub fn main(component: Component) -> ExitCode {
         Ok(l) => l,
         Err(e) => {
             eprintln!("{name}: cannot listen on {address}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let metrics_listener = match metrics_address.map(|a| (a, listener::bind(a))) {
+        None => None,
+        Some((_, Ok(l))) => Some(l),
+        Some((a, Err(e))) => {
+            let section = component.short();
+            eprintln!(
+                "{name}: cannot serve metrics on {a}: {e}; set {section}.metrics_listen to a free \
+                 address, or to \"\" to turn metrics off"
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -75,7 +91,7 @@ pub fn main(component: Component) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(run(component, config, listener, origin));
+    let result = runtime.block_on(run(component, config, listener, origin, metrics_listener));
     runtime.shutdown_timeout(Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -91,6 +107,7 @@ async fn run(
     config: Config,
     listener: std::net::TcpListener,
     origin: Origin,
+    metrics_listener: Option<std::net::TcpListener>,
 ) -> Result<(), String> {
     let listener =
         TcpListener::from_std(listener).map_err(|e| format!("cannot use the socket: {e}"))?;
@@ -104,11 +121,25 @@ async fn run(
         component.binary(),
         env!("CARGO_PKG_VERSION")
     );
+    let metrics_listener = match metrics_listener {
+        Some(l) => {
+            let l = TcpListener::from_std(l)
+                .map_err(|e| format!("cannot use the metrics socket: {e}"))?;
+            let at = l.local_addr().map_err(|e| e.to_string())?;
+            println!("metrics at http://{at}/metrics");
+            Some(l)
+        }
+        None => None,
+    };
+    let mut exposition = Exposition {
+        metrics: Metrics::new(metrics_listener.is_some()),
+        listener: metrics_listener,
+    };
     let (probes, probed) = mpsc::channel(1);
     systemd::spawn_watchdog(probes);
     match component {
         Component::Platform => {
-            let service = Arc::new(PlatformService::new(&config));
+            let service = Arc::new(PlatformService::new(&config, &mut exposition.metrics));
             tokio::spawn(announce_when_reachable(service.clone(), address));
             let summary = service.clone();
             systemd::spawn_status(config.http.status_interval(), move || summary.summary());
@@ -118,32 +149,37 @@ async fn run(
                 config.ps.max_connections,
                 service,
                 probed,
+                exposition,
             )
             .await;
         }
         Component::Image => {
-            let engine = RasterEngine;
+            let workers = config.es.worker_count();
+            let service =
+                RenderService::new(RasterEngine, &config, workers, &mut exposition.metrics);
             serve_renderer(
-                engine,
+                service,
                 &config,
-                config.es.worker_count(),
                 config.es.max_connections,
                 listener,
                 address,
                 probed,
+                exposition,
             )
             .await;
         }
         Component::Svg => {
             let engine = VectorEngine::new(&config.image);
+            let workers = config.svg.worker_count();
+            let service = RenderService::new(engine, &config, workers, &mut exposition.metrics);
             serve_renderer(
-                engine,
+                service,
                 &config,
-                config.svg.worker_count(),
                 config.svg.max_connections,
                 listener,
                 address,
                 probed,
+                exposition,
             )
             .await;
         }
@@ -152,29 +188,52 @@ async fn run(
     Ok(())
 }
 
+/// A daemon's metrics and the socket they are served on (`None`: metrics are off).
+struct Exposition {
+    metrics: Metrics,
+    listener: Option<TcpListener>,
+}
+
 async fn serve_renderer<E: Engine>(
-    engine: E,
+    service: RenderService<E>,
     config: &Config,
-    workers: usize,
     max_connections: usize,
     listener: TcpListener,
     address: SocketAddr,
     probed: mpsc::Receiver<systemd::Probe>,
+    exposition: Exposition,
 ) {
-    let service = Arc::new(RenderService::new(engine, config, workers));
-    systemd::ready(&format!("serving on {address} with {workers} workers"));
+    let service = Arc::new(service);
+    systemd::ready(&format!(
+        "serving on {address} with {} workers",
+        service.workers()
+    ));
     let summary = service.clone();
     systemd::spawn_status(config.http.status_interval(), move || summary.summary());
-    serve(listener, config, max_connections, service, probed).await;
+    serve(
+        listener,
+        config,
+        max_connections,
+        service,
+        probed,
+        exposition,
+    )
+    .await;
 }
 
+/// Serves `service` on `listener`, and the metrics on theirs, until SIGTERM; then drains.
 async fn serve<H: Handler>(
     listener: TcpListener,
     config: &Config,
     max_connections: usize,
     service: Arc<H>,
     probed: mpsc::Receiver<systemd::Probe>,
+    mut exposition: Exposition,
 ) {
+    let http_metrics = exposition.metrics.http(H::ROUTES).map(Arc::new);
+    if let Some(metrics_listener) = exposition.listener {
+        metrics::endpoint::spawn(metrics_listener, exposition.metrics, &config.http);
+    }
     let drain = config.http.shutdown_timeout;
     let stop = async move {
         server::termination().await;
@@ -186,6 +245,7 @@ async fn serve<H: Handler>(
         &config.http,
         max_connections,
         service,
+        http_metrics,
         probed,
         stop,
     )

@@ -4,7 +4,8 @@
 //!
 //! By role: [`daemon`] starts one of them; [`http`] is the server they share; [`platform`] is
 //! ps; [`render`] is es and svg; [`protocol`] is the contract between ps and the renderers.
-//! The rest is shared: the catalogs, the modifiers, the configuration and the command line.
+//! The rest is shared: the catalogs, the modifiers, the configuration, the command line and
+//! the [`metrics`].
 
 mod allocator;
 mod catalog;
@@ -12,6 +13,7 @@ pub mod cli;
 mod config;
 pub mod daemon;
 mod http;
+mod metrics;
 mod modifiers;
 mod platform;
 mod protocol;

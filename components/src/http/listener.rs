@@ -31,7 +31,12 @@ pub fn acquire(fallback: SocketAddr) -> io::Result<(TcpListener, Origin)> {
         listener.set_nonblocking(true)?;
         return Ok((listener, Origin::Systemd));
     }
-    let listener = TcpListener::bind(fallback)?;
+    Ok((bind(fallback)?, Origin::Bound))
+}
+
+/// A non-blocking socket listening on `address`, for the runtime to take.
+pub fn bind(address: SocketAddr) -> io::Result<TcpListener> {
+    let listener = TcpListener::bind(address)?;
     listener.set_nonblocking(true)?;
-    Ok((listener, Origin::Bound))
+    Ok(listener)
 }

@@ -15,7 +15,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
 use hyper::header::{CONNECTION, HeaderValue};
@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::HttpConfig;
 use crate::http::reply::Body;
+use crate::metrics::{HttpMetrics, Route};
 use crate::systemd::Probe;
 
 /// Largest request head (request line and headers) accepted, in bytes.
@@ -39,6 +40,12 @@ const MAX_HEADERS: usize = 64;
 
 /// What a daemon does with a request.
 pub trait Handler: Send + Sync + 'static {
+    /// The routes the daemon serves, each with a latency histogram.
+    const ROUTES: &'static [Route];
+
+    /// Which route a request for `path` takes, for the metrics.
+    fn route(path: &str) -> Route;
+
     fn handle(
         self: Arc<Self>,
         request: Request<Incoming>,
@@ -48,12 +55,13 @@ pub trait Handler: Send + Sync + 'static {
 
 /// Serves `listener` until `shutdown` completes, then stops accepting and drains the open
 /// connections (see the module's doc), all within the configured shutdown timeout. Answers
-/// watchdog probes meanwhile.
+/// watchdog probes meanwhile, and records every answer into `metrics` if given.
 pub async fn serve<H: Handler>(
     listener: TcpListener,
     http: &HttpConfig,
     max_connections: usize,
     handler: Arc<H>,
+    metrics: Option<Arc<HttpMetrics>>,
     mut probes: mpsc::Receiver<Probe>,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -90,11 +98,18 @@ pub async fn serve<H: Handler>(
         let mut stream = TimeoutStream::new(stream);
         stream.set_write_timeout(Some(write_timeout));
         let handler = handler.clone();
+        let metrics = metrics.clone();
         let announce_close = draining.clone();
-        let service = service_fn(move |request| {
+        let service = service_fn(move |request: Request<Incoming>| {
             let (handler, announce_close) = (handler.clone(), announce_close.clone());
+            let measured = metrics
+                .clone()
+                .map(|m| (m, H::route(request.uri().path()), Instant::now()));
             async move {
                 let mut response = handler.handle(request, peer).await;
+                if let Some((metrics, route, started)) = measured {
+                    metrics.record(route, response.status().as_u16(), started.elapsed());
+                }
                 // hyper closes the connection once this answer is written.
                 if announce_close.is_cancelled() {
                     response

@@ -13,6 +13,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use crate::metrics::BackendMetrics;
+
 /// How long the status document waits for a renderer's status. A restart keeps new
 /// connections waiting in the socket systemd holds for the drain window (1 s by default) and
 /// the start (about 250 ms): this covers it, with room for a loaded machine, and still
@@ -32,6 +34,7 @@ pub struct Backend {
     fresh: Client<HttpConnector, Empty<Bytes>>,
     timeout: Duration,
     max_body: usize,
+    metrics: Option<BackendMetrics>,
 }
 
 /// A renderer's answer, fully read.
@@ -96,6 +99,7 @@ impl Backend {
         timeout: Duration,
         idle: Duration,
         max_body: usize,
+        metrics: Option<BackendMetrics>,
     ) -> Backend {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -116,6 +120,7 @@ impl Backend {
             fresh,
             timeout,
             max_body,
+            metrics,
         }
     }
 
@@ -140,11 +145,15 @@ impl Backend {
                 // which waits in systemd's socket for a restarting renderer. (The client
                 // does not say whether the connection was pooled; a new one that failed so
                 // is retried once too.)
-                Err(e) if !e.is_connect() => self
-                    .fresh
-                    .request(self.request(path_and_query)?)
-                    .await
-                    .map_err(|e| self.failed(&e))?,
+                Err(e) if !e.is_connect() => {
+                    if let Some(m) = &self.metrics {
+                        m.retries.inc();
+                    }
+                    self.fresh
+                        .request(self.request(path_and_query)?)
+                        .await
+                        .map_err(|e| self.failed(&e))?
+                }
                 Err(e) => return Err(self.failed(&e)),
             };
             let status = response.status();
@@ -164,12 +173,20 @@ impl Backend {
                 body,
             })
         };
-        tokio::time::timeout(timeout, exchange)
-            .await
-            .unwrap_or(Err(BackendError::Timeout {
-                name: self.name,
-                after: timeout,
-            }))
+        let result =
+            tokio::time::timeout(timeout, exchange)
+                .await
+                .unwrap_or(Err(BackendError::Timeout {
+                    name: self.name,
+                    after: timeout,
+                }));
+        if let (Err(e), Some(m)) = (&result, &self.metrics) {
+            match e {
+                BackendError::Unavailable { .. } => m.unavailable.inc(),
+                BackendError::Timeout { .. } => m.timeouts.inc(),
+            };
+        }
+        result
     }
 
     fn request(&self, path_and_query: &str) -> Result<Request<Empty<Bytes>>, BackendError> {

@@ -4,9 +4,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
+
+use crate::metrics::CacheMetrics;
 
 /// A cached response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,8 +22,7 @@ const ENTRY_OVERHEAD: u64 = 128;
 pub struct ResponseCache {
     budget: u64,
     lru: Mutex<Lru>,
-    hits: AtomicU64,
-    misses: AtomicU64,
+    counters: CacheMetrics,
 }
 
 #[derive(Default)]
@@ -61,13 +61,12 @@ fn cost(key: &str, value: &Cached) -> u64 {
 }
 
 impl ResponseCache {
-    /// A cache holding at most `budget` bytes; 0 disables it.
-    pub fn new(budget: u64) -> Self {
+    /// A cache holding at most `budget` bytes, counting into `counters`; 0 disables it.
+    pub fn new(budget: u64, counters: CacheMetrics) -> Self {
         ResponseCache {
             budget,
             lru: Mutex::default(),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
+            counters,
         }
     }
 
@@ -81,11 +80,11 @@ impl ResponseCache {
         }
         let found = self.lock().touch(key);
         let counter = if found.is_some() {
-            &self.hits
+            &self.counters.hits
         } else {
-            &self.misses
+            &self.counters.misses
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.inc();
         found
     }
 
@@ -109,8 +108,11 @@ impl ResponseCache {
             };
             if let Some((_, evicted)) = lru.entries.remove(&oldest) {
                 lru.bytes -= cost(&oldest, &evicted);
+                self.counters.evictions.inc();
             }
         }
+        self.counters.bytes.set(gauge(lru.bytes));
+        self.counters.entries.set(gauge(lru.entries.len() as u64));
     }
 
     pub fn stats(&self) -> CacheStats {
@@ -119,8 +121,8 @@ impl ResponseCache {
             entries: lru.entries.len(),
             bytes: lru.bytes,
             budget: self.budget,
-            hits: self.hits.load(Ordering::Relaxed),
-            misses: self.misses.load(Ordering::Relaxed),
+            hits: self.counters.hits.get(),
+            misses: self.counters.misses.get(),
         }
     }
 
@@ -131,6 +133,11 @@ impl ResponseCache {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// A gauge's value: the sizes involved are far below `i64::MAX`.
+fn gauge(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 impl Lru {
@@ -167,7 +174,7 @@ mod tests {
 
     #[test]
     fn evicts_the_least_recently_used_within_budget() {
-        let cache = ResponseCache::new(8 * 1000);
+        let cache = ResponseCache::new(8 * 1000, CacheMetrics::default());
         for k in ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"] {
             cache.insert(k, value(700));
             assert!(cache.get("a").is_some(), "a is kept fresh by use");
@@ -175,11 +182,15 @@ mod tests {
         }
         assert!(cache.get("b").is_none(), "b was the oldest");
         assert!(cache.get("j").is_some());
+        let s = cache.stats();
+        assert_eq!(cache.counters.evictions.get(), 10 - s.entries as u64);
+        assert_eq!(cache.counters.bytes.get(), s.bytes as i64);
+        assert_eq!(cache.counters.entries.get(), s.entries as i64);
     }
 
     #[test]
     fn counts_hits_and_skips_huge_entries() {
-        let cache = ResponseCache::new(8000);
+        let cache = ResponseCache::new(8000, CacheMetrics::default());
         cache.insert("big", value(5000));
         assert!(cache.get("big").is_none());
         cache.insert("k", value(10));
@@ -192,7 +203,7 @@ mod tests {
 
     #[test]
     fn zero_budget_disables() {
-        let cache = ResponseCache::new(0);
+        let cache = ResponseCache::new(0, CacheMetrics::default());
         cache.insert("k", value(1));
         assert!(cache.get("k").is_none());
         assert_eq!(cache.stats().misses, 0);

@@ -24,6 +24,7 @@ use crate::catalog::{self, Catalogs, PathError, Source, SourceKind};
 use crate::config::Config;
 use crate::http::reply::{self, Body};
 use crate::http::server::Handler;
+use crate::metrics::{Metrics, Route};
 use crate::modifiers::Modifiers;
 use crate::protocol;
 
@@ -68,19 +69,31 @@ pub struct PlatformService {
 }
 
 impl PlatformService {
-    pub fn new(config: &Config) -> Self {
+    pub fn new(config: &Config, metrics: &mut Metrics) -> Self {
         let timeout = Duration::from_secs(config.ps.backend_timeout);
         let idle = config.http.header_timeout() / 2;
         let max = config.image.max_pix;
         // Room for an uncompressed RGBA response at MaxPix, and then some.
         let max_body = (max.width as usize * max.height as usize * 4).max(1 << 20) * 2;
-        let backend =
-            |name, prefix, address| Backend::new(name, prefix, address, timeout, idle, max_body);
+        let backend = |name, prefix, address, metrics| {
+            Backend::new(name, prefix, address, timeout, idle, max_body, metrics)
+        };
+        let [es_metrics, svg_metrics] = metrics.backends(["es", "svg"]);
         PlatformService {
             catalogs: Catalogs::new(&config.catalog_root),
-            cache: ResponseCache::new(config.ps.cache_bytes),
-            es: backend("Image Server (es)", "imageServer", config.es.listen),
-            svg: backend("SVG server (svg)", "svgServer", config.svg.listen),
+            cache: ResponseCache::new(config.ps.cache_bytes, metrics.cache()),
+            es: backend(
+                "Image Server (es)",
+                "imageServer",
+                config.es.listen,
+                es_metrics,
+            ),
+            svg: backend(
+                "SVG server (svg)",
+                "svgServer",
+                config.svg.listen,
+                svg_metrics,
+            ),
             cache_control: HeaderValue::from_str(&format!(
                 "public, max-age={}",
                 config.ps.cache_max_age
@@ -110,17 +123,16 @@ impl PlatformService {
         if !matches!(*request.method(), Method::GET | Method::HEAD) {
             return (reply::method_not_allowed(), Outcome::Other);
         }
-        let (path, query) = (request.uri().path(), request.uri().query().unwrap_or(""));
+        let query = request.uri().query().unwrap_or("");
         let headers = request.headers();
-        if path == IMAGE_PATH || path == "/is/image/" {
-            (self.status_document().await, Outcome::Other)
-        } else if let Some(rest) = path.strip_prefix("/is/image/") {
-            self.image(rest, query, headers).await
-        } else if let Some(rest) = path.strip_prefix(CONTENT_PATH) {
-            (self.content(rest, headers).await, Outcome::Other)
-        } else {
-            let message = "no such path: images are served at /is/image/CATALOG/IMAGE, files at /is/content/CATALOG/PATH";
-            (reply::text(StatusCode::NOT_FOUND, message), Outcome::Other)
+        match classify(request.uri().path()) {
+            (Route::Image, rest) => self.image(rest, query, headers).await,
+            (Route::Content, rest) => (self.content(rest, headers).await, Outcome::Other),
+            (Route::Status, _) => (self.status_document().await, Outcome::Other),
+            _ => {
+                let message = "no such path: images are served at /is/image/CATALOG/IMAGE, files at /is/content/CATALOG/PATH";
+                (reply::text(StatusCode::NOT_FOUND, message), Outcome::Other)
+            }
         }
     }
 
@@ -289,7 +301,26 @@ impl PlatformService {
     }
 }
 
+/// The route `path` takes, and the rest of it after the route's prefix.
+fn classify(path: &str) -> (Route, &str) {
+    if path == IMAGE_PATH || path == "/is/image/" {
+        (Route::Status, "")
+    } else if let Some(rest) = path.strip_prefix("/is/image/") {
+        (Route::Image, rest)
+    } else if let Some(rest) = path.strip_prefix(CONTENT_PATH) {
+        (Route::Content, rest)
+    } else {
+        (Route::Other, path)
+    }
+}
+
 impl Handler for PlatformService {
+    const ROUTES: &'static [Route] = &[Route::Image, Route::Content, Route::Status, Route::Other];
+
+    fn route(path: &str) -> Route {
+        classify(path).0
+    }
+
     async fn handle(
         self: Arc<Self>,
         request: Request<Incoming>,

@@ -28,6 +28,7 @@ use crate::catalog::{Catalogs, PathError};
 use crate::config::{Config, ImageConfig};
 use crate::http::reply::{self, Body};
 use crate::http::server::Handler;
+use crate::metrics::{Metrics, RenderMetrics, Route};
 use crate::modifiers::{Format, Modifiers, Quality, Req};
 use crate::protocol::{RENDER_PREFIX, STATUS_PATH};
 use decode::Header;
@@ -268,11 +269,12 @@ pub struct RenderService<E: Engine> {
     workers: usize,
     pool: Arc<Semaphore>,
     pub stats: Arc<Stats>,
+    metrics: Option<Arc<RenderMetrics>>,
     started: Instant,
 }
 
 impl<E: Engine> RenderService<E> {
-    pub fn new(engine: E, config: &Config, workers: usize) -> Self {
+    pub fn new(engine: E, config: &Config, workers: usize, metrics: &mut Metrics) -> Self {
         RenderService {
             engine: Arc::new(engine),
             catalogs: Catalogs::new(&config.catalog_root),
@@ -280,8 +282,13 @@ impl<E: Engine> RenderService<E> {
             workers,
             pool: Arc::new(Semaphore::new(workers)),
             stats: Arc::default(),
+            metrics: metrics.render().map(Arc::new),
             started: Instant::now(),
         }
+    }
+
+    pub fn workers(&self) -> usize {
+        self.workers
     }
 
     /// The status line for systemd.
@@ -333,13 +340,23 @@ impl<E: Engine> RenderService<E> {
         let Ok(_slot) = self.pool.clone().acquire_owned().await else {
             return reply::text(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
         };
-        let (engine, limits, stats) =
-            (self.engine.clone(), self.limits.clone(), self.stats.clone());
-        stats.busy.fetch_add(1, Ordering::Relaxed);
+        let (engine, limits, metrics) = (
+            self.engine.clone(),
+            self.limits.clone(),
+            self.metrics.clone(),
+        );
+        self.stats.busy.fetch_add(1, Ordering::Relaxed);
         let work = tokio::task::spawn_blocking(move || {
             let bytes = std::fs::read(&source.path)
                 .map_err(|e| RenderError::Failed(format!("cannot read the source: {e}")))?;
-            render(&*engine, &bytes, &modifiers, &limits)
+            let Some(metrics) = metrics else {
+                return render(&*engine, &bytes, &modifiers, &limits);
+            };
+            let started = Instant::now();
+            let rendered = render(&*engine, &bytes, &modifiers, &limits);
+            metrics.duration.observe(started.elapsed().as_secs_f64());
+            metrics.source_bytes.inc_by(bytes.len() as u64);
+            rendered
         })
         .await;
         self.stats.busy.fetch_sub(1, Ordering::Relaxed);
@@ -367,6 +384,18 @@ impl<E: Engine> RenderService<E> {
 }
 
 impl<E: Engine> Handler for RenderService<E> {
+    const ROUTES: &'static [Route] = &[Route::Render, Route::Status, Route::Other];
+
+    fn route(path: &str) -> Route {
+        if path == STATUS_PATH {
+            Route::Status
+        } else if path.starts_with(RENDER_PREFIX) {
+            Route::Render
+        } else {
+            Route::Other
+        }
+    }
+
     async fn handle(
         self: Arc<Self>,
         request: Request<Incoming>,
@@ -377,12 +406,13 @@ impl<E: Engine> Handler for RenderService<E> {
             return reply::method_not_allowed();
         }
         let uri = request.uri();
-        if uri.path() == STATUS_PATH {
-            return reply::text(StatusCode::OK, self.status_lines());
-        }
-        match uri.path().strip_prefix(RENDER_PREFIX) {
-            Some(path) => self.render(path, uri.query().unwrap_or("")).await,
-            None => reply::text(
+        match Self::route(uri.path()) {
+            Route::Status => reply::text(StatusCode::OK, self.status_lines()),
+            Route::Render => {
+                let path = &uri.path()[RENDER_PREFIX.len()..];
+                self.render(path, uri.query().unwrap_or("")).await
+            }
+            _ => reply::text(
                 StatusCode::NOT_FOUND,
                 format!("no such path on the {}", E::NAME),
             ),

@@ -209,6 +209,8 @@ pub struct Stack {
     pub ps: SocketAddr,
     pub es: SocketAddr,
     pub svg: SocketAddr,
+    /// Where each daemon serves its metrics: ps, es, svg.
+    pub metrics: [SocketAddr; 3],
     pub env: Vec<(String, String)>,
     pub config: PathBuf,
     pub daemons: Vec<Daemon>,
@@ -243,6 +245,7 @@ impl Stack {
         .unwrap();
         let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
         let (ps, es, svg) = (local(free_port()), local(free_port()), local(free_port()));
+        let metrics = [(); 3].map(|()| local(free_port()));
         let mut env: Vec<(String, String)> = vec![
             (
                 "IMAGESERVING_CATALOG_ROOT".into(),
@@ -251,6 +254,18 @@ impl Stack {
             ("IMAGESERVING_PS_LISTEN".into(), ps.to_string()),
             ("IMAGESERVING_ES_LISTEN".into(), es.to_string()),
             ("IMAGESERVING_SVG_LISTEN".into(), svg.to_string()),
+            (
+                "IMAGESERVING_PS_METRICS_LISTEN".into(),
+                metrics[0].to_string(),
+            ),
+            (
+                "IMAGESERVING_ES_METRICS_LISTEN".into(),
+                metrics[1].to_string(),
+            ),
+            (
+                "IMAGESERVING_SVG_METRICS_LISTEN".into(),
+                metrics[2].to_string(),
+            ),
             (
                 "IMAGESERVING_IMAGE_MAX_SOURCE_PIXELS".into(),
                 "4000000".into(),
@@ -264,6 +279,7 @@ impl Stack {
             ps,
             es,
             svg,
+            metrics,
             env,
             config,
             daemons: Vec::new(),
