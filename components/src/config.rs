@@ -14,6 +14,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
+use crate::http::server::Limits;
+
 /// Where the packaged configuration lives; a missing file there means all defaults.
 pub const DEFAULT_PATH: &str = "/etc/imageserving/imageserving.toml";
 
@@ -48,6 +50,9 @@ pub struct PlatformConfig {
     pub backend_timeout: u64,
     pub access_log: bool,
     pub metrics_listen: MetricsAddress,
+    /// Seconds open connections are still served after SIGTERM, each answer closing its
+    /// connection; at most `http.shutdown_timeout`.
+    pub drain_window: u64,
 }
 
 /// The Image Server and the SVG server share this shape.
@@ -60,6 +65,10 @@ pub struct RendererConfig {
     pub workers: usize,
     pub max_connections: usize,
     pub metrics_listen: MetricsAddress,
+    /// As the Platform Server's, but 0 by default: the renderers' one client, the Platform
+    /// Server, retries a request whose pooled connection closed before any answer, so idle
+    /// connections can close at once and a restart need not wait for them.
+    pub drain_window: u64,
 }
 
 /// Size limits and defaults of the imaging protocol.
@@ -85,9 +94,6 @@ pub struct HttpConfig {
     pub write_timeout: u64,
     /// Seconds in-flight requests get to finish after SIGTERM.
     pub shutdown_timeout: u64,
-    /// Seconds open connections are still served after SIGTERM, each answer closing its
-    /// connection; at most `shutdown_timeout`.
-    pub drain_window: u64,
     /// Seconds between two `STATUS=` updates sent to systemd.
     pub status_interval: u64,
 }
@@ -101,6 +107,7 @@ impl Default for Config {
             workers: 0,
             max_connections: 256,
             metrics_listen: MetricsAddress(Some(loopback(metrics_port))),
+            drain_window: 0,
         };
         Config {
             catalog_root: PathBuf::from("/var/lib/imageserving/catalog"),
@@ -113,6 +120,7 @@ impl Default for Config {
                 backend_timeout: 30,
                 access_log: true,
                 metrics_listen: MetricsAddress(Some(loopback(27347))),
+                drain_window: 1,
             },
             es: renderer(27345, 27348),
             svg: renderer(27346, 27349),
@@ -128,7 +136,6 @@ impl Default for Config {
                 header_timeout: 10,
                 write_timeout: 30,
                 shutdown_timeout: 30,
-                drain_window: 1,
                 status_interval: 5,
             },
         }
@@ -145,15 +152,28 @@ impl HttpConfig {
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout)
     }
-    pub fn drain_window(&self) -> Duration {
-        Duration::from_secs(self.drain_window)
-    }
     pub fn status_interval(&self) -> Duration {
         Duration::from_secs(self.status_interval)
     }
 }
 
+impl PlatformConfig {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_connections: self.max_connections,
+            drain_window: Duration::from_secs(self.drain_window),
+        }
+    }
+}
+
 impl RendererConfig {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_connections: self.max_connections,
+            drain_window: Duration::from_secs(self.drain_window),
+        }
+    }
+
     /// The number of render threads, with 0 resolved to the number of cores.
     pub fn worker_count(&self) -> usize {
         match self.workers {
@@ -368,14 +388,21 @@ impl Config {
         positive("http.header_timeout", self.http.header_timeout)?;
         positive("http.write_timeout", self.http.write_timeout)?;
         positive("http.status_interval", self.http.status_interval)?;
-        if self.http.drain_window > self.http.shutdown_timeout {
-            return Err((
-                "http.drain_window".into(),
-                format!(
-                    "must be at most http.shutdown_timeout ({} s), which bounds the whole shutdown",
-                    self.http.shutdown_timeout
-                ),
-            ));
+        for (key, window) in [
+            ("ps.drain_window", self.ps.drain_window),
+            ("es.drain_window", self.es.drain_window),
+            ("svg.drain_window", self.svg.drain_window),
+        ] {
+            if window > self.http.shutdown_timeout {
+                return Err((
+                    key.into(),
+                    format!(
+                        "must be at most http.shutdown_timeout ({} s), which bounds the whole \
+                         shutdown",
+                        self.http.shutdown_timeout
+                    ),
+                ));
+            }
         }
         Ok(())
     }
@@ -574,9 +601,9 @@ mod tests {
             ("[image]\nmax_pix = \"big\"\n", &[], "key `image.max_pix`"),
             ("es = 3\n", &[], "key `es`: must be a section"),
             (
-                "[http]\nshutdown_timeout = 2\ndrain_window = 3\n",
+                "[http]\nshutdown_timeout = 2\n[es]\ndrain_window = 3\n",
                 &[],
-                "key `http.drain_window`: must be at most",
+                "key `es.drain_window`: must be at most",
             ),
             (
                 "",

@@ -13,7 +13,7 @@ use crate::allocator;
 use crate::cli::{self, Component};
 use crate::config::Config;
 use crate::http::listener::{self, Origin};
-use crate::http::server::{self, Handler};
+use crate::http::server::{self, Handler, Limits};
 use crate::metrics::{self, Metrics};
 use crate::platform::PlatformService;
 use crate::render::{Engine, RasterEngine, RenderService, VectorEngine};
@@ -146,7 +146,7 @@ async fn run(
             serve(
                 listener,
                 &config,
-                config.ps.max_connections,
+                config.ps.limits(),
                 service,
                 probed,
                 exposition,
@@ -160,7 +160,7 @@ async fn run(
             serve_renderer(
                 service,
                 &config,
-                config.es.max_connections,
+                config.es.limits(),
                 listener,
                 address,
                 probed,
@@ -175,7 +175,7 @@ async fn run(
             serve_renderer(
                 service,
                 &config,
-                config.svg.max_connections,
+                config.svg.limits(),
                 listener,
                 address,
                 probed,
@@ -197,7 +197,7 @@ struct Exposition {
 async fn serve_renderer<E: Engine>(
     service: RenderService<E>,
     config: &Config,
-    max_connections: usize,
+    limits: Limits,
     listener: TcpListener,
     address: SocketAddr,
     probed: mpsc::Receiver<systemd::Probe>,
@@ -210,22 +210,14 @@ async fn serve_renderer<E: Engine>(
     ));
     let summary = service.clone();
     systemd::spawn_status(config.http.status_interval(), move || summary.summary());
-    serve(
-        listener,
-        config,
-        max_connections,
-        service,
-        probed,
-        exposition,
-    )
-    .await;
+    serve(listener, config, limits, service, probed, exposition).await;
 }
 
 /// Serves `service` on `listener`, and the metrics on theirs, until SIGTERM; then drains.
 async fn serve<H: Handler>(
     listener: TcpListener,
     config: &Config,
-    max_connections: usize,
+    limits: Limits,
     service: Arc<H>,
     probed: mpsc::Receiver<systemd::Probe>,
     mut exposition: Exposition,
@@ -243,7 +235,7 @@ async fn serve<H: Handler>(
     server::serve(
         listener,
         &config.http,
-        max_connections,
+        limits,
         service,
         http_metrics,
         probed,

@@ -316,7 +316,7 @@ fn read_answer(reader: &mut std::io::BufReader<std::net::TcpStream>) -> (String,
 
 #[test]
 fn on_sigterm_open_connections_are_served_with_connection_close_then_closed() {
-    let mut stack = Stack::prepare(&[("IMAGESERVING_HTTP_DRAIN_WINDOW", "5")]);
+    let mut stack = Stack::prepare(&[("IMAGESERVING_ES_DRAIN_WINDOW", "5")]);
     stack.launch("es");
     wait_for(
         || common::get(stack.es, "/status").status == 200,

@@ -53,18 +53,31 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = Response<Body>> + Send;
 }
 
+/// What one listener allows.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Open connections at most; further clients wait in the kernel's queue.
+    pub max_connections: usize,
+    /// How long open connections are still served after `shutdown` (see the module's doc).
+    pub drain_window: Duration,
+}
+
 /// Serves `listener` until `shutdown` completes, then stops accepting and drains the open
 /// connections (see the module's doc), all within the configured shutdown timeout. Answers
 /// watchdog probes meanwhile, and records every answer into `metrics` if given.
 pub async fn serve<H: Handler>(
     listener: TcpListener,
     http: &HttpConfig,
-    max_connections: usize,
+    limits: Limits,
     handler: Arc<H>,
     metrics: Option<Arc<HttpMetrics>>,
     mut probes: mpsc::Receiver<Probe>,
     shutdown: impl Future<Output = ()>,
 ) {
+    let Limits {
+        max_connections,
+        drain_window,
+    } = limits;
     let slots = Arc::new(Semaphore::new(max_connections));
     let draining = CancellationToken::new();
     let mut builder = http1::Builder::new();
@@ -74,7 +87,6 @@ pub async fn serve<H: Handler>(
         .max_buf_size(MAX_HEAD_BYTES)
         .max_headers(MAX_HEADERS);
     let write_timeout = http.write_timeout();
-    let drain_window = http.drain_window();
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
@@ -14,7 +15,7 @@ use tokio::sync::mpsc;
 use super::{Metrics, Route};
 use crate::config::HttpConfig;
 use crate::http::reply::{self, Body};
-use crate::http::server::{self, Handler};
+use crate::http::server::{self, Handler, Limits};
 
 const PATH: &str = "/metrics";
 
@@ -63,7 +64,11 @@ pub fn spawn(listener: TcpListener, metrics: Metrics, http: &HttpConfig) {
         server::serve(
             listener,
             &http,
-            MAX_CONNECTIONS,
+            Limits {
+                max_connections: MAX_CONNECTIONS,
+                // Scrapes need no drain: Prometheus simply scrapes again.
+                drain_window: Duration::ZERO,
+            },
             endpoint,
             None,
             probes,
