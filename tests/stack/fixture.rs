@@ -218,10 +218,15 @@ impl Stack {
 
     /// Sends one HTTP/1.1 GET to the Platform Server, from inside the sandbox's network.
     pub fn get(&self, target: &str) -> Response {
+        self.get_from(8080, target)
+    }
+
+    /// Sends one HTTP/1.1 GET to `port` on the sandbox's loopback, from inside its network.
+    pub fn get_from(&self, port: u16, target: &str) -> Response {
         let mut stream = self
             .sandbox
-            .connect(([127, 0, 0, 1], 8080).into())
-            .expect("connect to the Platform Server");
+            .connect(([127, 0, 0, 1], port).into())
+            .unwrap_or_else(|e| panic!("connect to port {port}: {e}"));
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();

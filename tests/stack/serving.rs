@@ -62,4 +62,25 @@ fn the_started_stack_serves_images_and_survives_an_image_server_restart() {
     for c in COMPONENTS {
         assert_eq!(stack.show(&unit(c), "ActiveState"), "active", "{c}");
     }
+
+    // Each daemon's metrics, on loopback under the hardened units: ps counted both images,
+    // and the restarted es only the one it rendered.
+    let scrape = |port: u16| {
+        let response = stack.get_from(port, "/metrics");
+        assert_eq!(response.status, 200, "{}", response.text());
+        response.text()
+    };
+    let ps = scrape(27347);
+    assert!(
+        ps.lines()
+            .any(|l| l == "imageserving_http_requests_total{route=\"image\",status=\"200\"} 2"),
+        "{ps}"
+    );
+    let es = scrape(27348);
+    assert!(
+        es.lines()
+            .any(|l| l == "imageserving_http_requests_total{route=\"render\",status=\"200\"} 1"),
+        "{es}"
+    );
+    assert!(scrape(27349).contains("imageserving_render_duration_seconds"));
 }
