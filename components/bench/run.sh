@@ -16,7 +16,7 @@
 # Prints req/s, p50 and p99 per run with the servers' CPU time per request (which other
 # load distorts far less than throughput and latency), our uncached req/s and CPU time
 # against thumbor's best, both response sizes, and each daemon's resident memory when idle
-# (just started, and after the load).
+# (just started, and after the load; the Image Server's also after the corpus below).
 #
 # Then the real corpus: the JPEG photographs of Debian's mate-backgrounds (the nature
 # wallpapers, Elephants_3840x2160.jpg and Elephants_5640x3172.jpg), each as delivered and
@@ -244,6 +244,8 @@ for photo in "$CORPUS"/${PHOTOS:-*}.jpg; do
         printf "%-36s %-10s %-12s %8.1f %8.1f %5.2fx %6.1f ms %6.1f ms %5.2fx %4s MiB %6.2f %6.2f %+6.2f\n",
             n, s, k, o, t, o / t, oc, tc, tc / oc, p, od, td, od - td }'
 done
+sleep 2
+CORPUS_AFTER="es $(rss_kib "$es") KiB"
 cleanup
 
 # Prints, for each concurrency, the series LABEL against thumbor's best: req/s and p99, and
@@ -267,3 +269,4 @@ versus "ours, uncached, close"
 echo "== idle resident memory"
 echo "after start: $IDLE"
 echo "after load:  $AFTER"
+echo "after the corpus: $CORPUS_AFTER"

@@ -3,11 +3,9 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-use common::Stack;
+use common::{Stack, progressive};
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::{ImageEncoder, Rgb, RgbImage};
@@ -346,20 +344,6 @@ fn unreadable_sources_are_blamed_on_the_source() {
     }
     // The same answer for the same request: nothing of a failure is cached.
     assert_eq!(s.get("/is/image/cat/empty?wid=50").status, 422);
-}
-
-/// `jpeg` re-encoded progressive without loss, its markers kept, as photo tools save it.
-fn progressive(jpeg: &[u8]) -> Vec<u8> {
-    let mut child = Command::new("jpegtran")
-        .args(["-progressive", "-copy", "all"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("jpegtran runs (apt-get install libjpeg-turbo-progs)");
-    child.stdin.take().unwrap().write_all(jpeg).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "jpegtran failed");
-    out.stdout
 }
 
 /// A progressive source asked for at an eighth of its size is decoded from its DC scans

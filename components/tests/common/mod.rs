@@ -94,6 +94,20 @@ impl Catalog {
     }
 }
 
+/// `jpeg` re-encoded progressive without loss, its markers kept, as photo tools save it.
+pub fn progressive(jpeg: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("jpegtran")
+        .args(["-progressive", "-copy", "all"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("jpegtran runs (apt-get install libjpeg-turbo-progs)");
+    child.stdin.take().unwrap().write_all(jpeg).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "jpegtran failed");
+    out.stdout
+}
+
 /// A photo-like image: smooth gradients with noise, so JPEG quality matters.
 pub fn noisy_photo(w: u32, h: u32) -> RgbImage {
     let mut seed = 0x2545_f491_u32;
