@@ -153,13 +153,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     !crc
 }
 
-/// A loopback port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// `N` distinct loopback ports that were free a moment ago: held all at once while they are
+/// picked, so that the kernel cannot hand out one of them twice.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let held = [(); N].map(|()| TcpListener::bind("127.0.0.1:0").unwrap());
+    held.map(|listener| listener.local_addr().unwrap().port())
 }
 
 /// A daemon child process, killed when dropped.
@@ -258,8 +256,8 @@ impl Stack {
         )
         .unwrap();
         let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
-        let (ps, es, svg) = (local(free_port()), local(free_port()), local(free_port()));
-        let metrics = [(); 3].map(|()| local(free_port()));
+        let [ps, es, svg, ps_metrics, es_metrics, svg_metrics] = free_ports().map(local);
+        let metrics = [ps_metrics, es_metrics, svg_metrics];
         let mut env: Vec<(String, String)> = vec![
             (
                 "IMAGESERVING_CATALOG_ROOT".into(),
