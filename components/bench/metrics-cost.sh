@@ -25,21 +25,9 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=${BIN:-$TARGET/release}
 URL_PATH="/is/image/sample/landscape?wid=200"
 
-for tool in wrk curl; do
-    command -v "$tool" >/dev/null || { echo "$tool is missing: apt-get install $tool" >&2; exit 1; }
-done
-if [[ $BIN == "$TARGET/release" ]]; then
-    echo "building release binaries"
-    (cd "$ROOT" && cargo build -q --release -p imageserving-components -p xtask)
-fi
-rm -rf "$WORK" && mkdir -p "$WORK"
-"$BIN/xtask" sample-catalog "$WORK/catalog" >/dev/null
-
 # shellcheck source=components/bench/servers.sh
 source "$ROOT/components/bench/servers.sh"
-
-: > "$WORK/empty.toml"
-export IMAGESERVING_CATALOG_ROOT=$WORK/catalog IMAGESERVING_PS_ACCESS_LOG=false
+prepare_sample_catalog wrk curl
 export IMAGESERVING_PS_CACHE_BYTES=0
 
 # Starts a stack: stack NAME PS_PORT ES_PORT SVG_PORT METRICS_PORT (0: metrics off). The

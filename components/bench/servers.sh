@@ -1,5 +1,5 @@
-# Starting and stopping the servers a benchmark measures; sourced by the scripts beside it,
-# which set WORK (logs go there).
+# Starting and stopping the servers a benchmark measures, and the sample catalog they serve;
+# sourced by the scripts beside it, which set WORK (logs go there).
 #
 # Every server runs in its own process group (setsid), so that stopping it also stops the
 # processes it forked (thumbor --processes).
@@ -10,6 +10,25 @@ cleanup() {
     PIDS=()
 }
 trap cleanup EXIT
+
+# For the benchmarks of the sample catalog (they set ROOT, TARGET, BIN and WORK): checks that
+# the tools "$@" are installed, builds the release daemons unless BIN names other ones, makes
+# WORK afresh with the sample catalog and an empty configuration file ($WORK/empty.toml), and
+# points the daemons at that catalog, without an access log.
+prepare_sample_catalog() {
+    local tool
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null || { echo "$tool is missing: apt-get install $tool" >&2; exit 1; }
+    done
+    if [[ $BIN == "$TARGET/release" ]]; then
+        echo "building release binaries"
+        (cd "$ROOT" && cargo build -q --release -p imageserving-components -p xtask)
+    fi
+    rm -rf "$WORK" && mkdir -p "$WORK"
+    "$BIN/xtask" sample-catalog "$WORK/catalog" >/dev/null
+    : > "$WORK/empty.toml"
+    export IMAGESERVING_CATALOG_ROOT=$WORK/catalog IMAGESERVING_PS_ACCESS_LOG=false
+}
 
 # Starts a server: launch NAME COMMAND...; its pid goes into the variable NAME, its output
 # into $WORK/NAME.log.

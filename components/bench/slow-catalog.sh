@@ -23,21 +23,9 @@ PS_PORT=29080 ES_PORT=29345 SVG_PORT=29346
 URL="http://127.0.0.1:$PS_PORT/is/image/sample/landscape?wid=200"
 STATUS_URL="http://127.0.0.1:$PS_PORT/is/image"
 
-for tool in wrk strace; do
-    command -v "$tool" >/dev/null || { echo "$tool is missing: apt-get install $tool" >&2; exit 1; }
-done
-if [[ $BIN == "$TARGET/release" ]]; then
-    echo "building release binaries"
-    (cd "$ROOT" && cargo build -q --release -p imageserving-components -p xtask)
-fi
-rm -rf "$WORK" && mkdir -p "$WORK"
-"$BIN/xtask" sample-catalog "$WORK/catalog" >/dev/null
-
 # shellcheck source=components/bench/servers.sh
 source "$ROOT/components/bench/servers.sh"
-
-: > "$WORK/empty.toml"
-export IMAGESERVING_CATALOG_ROOT=$WORK/catalog IMAGESERVING_PS_ACCESS_LOG=false
+prepare_sample_catalog wrk strace
 export IMAGESERVING_ES_LISTEN=127.0.0.1:$ES_PORT IMAGESERVING_SVG_LISTEN=127.0.0.1:$SVG_PORT
 export IMAGESERVING_PS_LISTEN=127.0.0.1:$PS_PORT
 launch es "$BIN/imageserving-es" --config "$WORK/empty.toml"
