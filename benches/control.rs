@@ -7,6 +7,8 @@
 //! Run with `make bench-control`. It boots a private systemd with the shipped units and this
 //! build's daemons, then runs itself inside it, so both tools start from the same place.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,21 +17,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use imageserving_sandbox::Sandbox;
 
+use common::{PROPERTIES, UNITS};
+
 const STATUS_RUNS: usize = 300;
 const RESTART_RUNS: usize = 30;
 const WATCH_RUNS: usize = 15;
 const INSIDE: &str = "IMAGESERVING_BENCH_INSIDE";
-
-/// The properties `ImageServing status` reads, for `systemctl show` to read too.
-const PROPERTIES: &str = "LoadState,ActiveState,SubState,ActiveEnterTimestamp,InvocationID,\
-                          MainPID,MemoryCurrent,CPUUsageNSec,TasksCurrent,NRestarts,Result,StatusText";
-const UNITS: [&str; 5] = [
-    "imageserving.target",
-    "imageserving.slice",
-    "imageserving-ps.service",
-    "imageserving-es.service",
-    "imageserving-svg.service",
-];
 
 fn main() {
     if std::env::var_os(INSIDE).is_some() {

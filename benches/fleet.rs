@@ -7,6 +7,7 @@
 //! holds it for [`LATENCY`], as a network between data centres would, so the calls spend their
 //! time waiting, as they do on a real tier.
 
+mod common;
 #[path = "../tests/stack/fixture.rs"]
 pub mod fixture;
 #[path = "../tests/stack/hosts.rs"]
@@ -23,23 +24,13 @@ use std::time::{Duration, Instant};
 
 use imageserving_sandbox::Network;
 
+use common::{PROPERTIES, UNITS};
 use hosts::Tier;
 
 /// One way, each direction: a round trip takes twice as long.
 const LATENCY: Duration = Duration::from_millis(10);
 const RUNS: usize = 15;
 const HOSTS: [&str; 4] = ["a", "b", "c", "d"];
-
-/// The properties `ImageServing status` reads, for `systemctl show` to read too.
-const PROPERTIES: &str = "LoadState,ActiveState,SubState,ActiveEnterTimestamp,InvocationID,\
-                          MainPID,MemoryCurrent,CPUUsageNSec,TasksCurrent,NRestarts,Result,StatusText";
-const UNITS: [&str; 5] = [
-    "imageserving.target",
-    "imageserving.slice",
-    "imageserving-ps.service",
-    "imageserving-es.service",
-    "imageserving-svg.service",
-];
 
 fn main() {
     let tier = Tier::boot(&HOSTS);
