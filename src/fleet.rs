@@ -3,7 +3,6 @@
 //! in parallel (at most `--parallel` hosts at a time), or with `--rolling` one host after the
 //! other, each only once the one before passed the health gate.
 
-use std::io::{self, Read};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -32,16 +31,12 @@ pub fn hosts(
 ) -> Result<Vec<Host>, Failure> {
     let mut hosts = given.to_vec();
     if let Some(path) = hosts_file {
-        let unreadable = |e: io::Error| {
+        let text = std::fs::read_to_string(path).map_err(|e| {
             Failure::new(
                 Code::Usage,
                 format!("cannot read the hosts file {}: {e}", path.display()),
             )
-        };
-        let mut text = String::new();
-        std::fs::File::open(path)
-            .and_then(|mut f| f.read_to_string(&mut text))
-            .map_err(unreadable)?;
+        })?;
         for (number, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();
             if line.is_empty() {
