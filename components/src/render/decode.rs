@@ -2,8 +2,8 @@
 //! oversized sources are refused before a single pixel is allocated), then the pixels,
 //! converted to sRGB and turned upright. JPEG is decoded by libjpeg-turbo's code (through
 //! mozjpeg) with DCT-domain scaling, so a large photo asked for as a thumbnail is decoded at
-//! 1/2, 1/4 or 1/8 of its size straight away; a progressive one at 1/8 is read from its DC
-//! scans alone ([`progressive`]).
+//! 1/2, 1/4 or 1/8 of its size straight away; a progressive one is read for the frequencies
+//! that scale needs alone ([`progressive`]).
 
 use std::io::Cursor;
 
@@ -188,14 +188,14 @@ fn decode_jpeg(bytes: &[u8], numerator: u8) -> Result<(Raster, Option<Vec<u8>>),
             .with_markers(&[ICC_MARKER])
             .from_mem(bytes)?;
         let icc = jpeg_icc_profile(&d);
-        // Progressive YCbCr or grayscale sources at 1/8 have a faster path; what it refuses
-        // (baseline files, damaged ones) libjpeg decodes.
-        if numerator == 1
+        // Progressive YCbCr or grayscale sources reduced while decoding have a faster path;
+        // what it refuses (baseline files, damaged ones) libjpeg decodes.
+        if numerator < 8
             && matches!(
                 d.color_space(),
                 ColorSpace::JCS_YCbCr | ColorSpace::JCS_GRAYSCALE
             )
-            && let Ok(raster) = progressive::decode_eighth(bytes)
+            && let Ok(raster) = progressive::decode_reduced(bytes, numerator)
         {
             return Ok((raster, icc));
         }
