@@ -150,7 +150,9 @@ launch es env "$BIN/imageserving-es" --config "$CONFIG"
 launch svg env "$BIN/imageserving-svg" --config "$CONFIG"
 launch ps env IMAGESERVING_PS_LISTEN=127.0.0.1:$PS_PORT IMAGESERVING_PS_CACHE_BYTES=0 \
     "$BIN/imageserving-ps" --config "$CONFIG"
-launch cached env IMAGESERVING_PS_LISTEN=127.0.0.1:$CACHED_PORT "$BIN/imageserving-ps" --config "$CONFIG"
+# A second Platform Server needs its own metrics address; its metrics are not measured.
+launch cached env IMAGESERVING_PS_LISTEN=127.0.0.1:$CACHED_PORT IMAGESERVING_PS_METRICS_LISTEN= \
+    "$BIN/imageserving-ps" --config "$CONFIG"
 cat > "$WORK/thumbor.conf" <<EOF
 LOADER = 'thumbor.loaders.file_loader'
 FILE_LOADER_ROOT_PATH = '$WORK/catalog/bench'
