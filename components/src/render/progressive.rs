@@ -2,15 +2,16 @@
 //!
 //! libjpeg Huffman-decodes every scan of a progressive file into a coefficient buffer for
 //! the whole image (64 coefficients a block) before the first pixel comes out. Reduced to
-//! N/8, each 8x8 block becomes NxN pixels, and this decoder keeps only each block's NxN
-//! lowest frequencies and reconstructs them with an N-point inverse DCT, as IJG libjpeg's own
-//! scaled IDCTs do since version 7:
+//! N/8, each 8x8 block becomes N x N samples, each the average of the pixels it stands for,
+//! as libjpeg's reduced IDCTs compute them; only the frequencies that feed those averages
+//! are kept (1, 25 or 49 of 64):
 //! - at 1/8 that is the block's DC coefficient, which a progressive file sends in scans of
 //!   their own: those are read, and the AC scans' data passed over without decoding;
 //! - at 1/4 and 1/2, every scan is still decoded, because a refinement scan can only be
 //!   parsed knowing which coefficients of its band are already non-zero; that history is
 //!   one 64-bit mask a block, and a refinement's correction bits for a run of coefficients
-//!   are counted and read at once rather than one coefficient at a time.
+//!   are counted and read at once rather than one coefficient at a time. Last refinements
+//!   whose bit cannot move a sample by a whole level (at quality 100) are passed over.
 //!
 //! Chroma is then interpolated onto the luma grid and converted to RGB with libjpeg's own
 //! YCbCr equations. What it does not handle (baseline or arithmetic-coded files, other than
@@ -65,71 +66,102 @@ pub fn decode_reduced(bytes: &[u8], numerator: u8) -> Result<Raster, Refused> {
     decoder.into_raster()
 }
 
-/// The frequencies kept for a scale: each block's `size` x `size` lowest, which are the
-/// first `kept` coefficients in zigzag order (and a few more, which are ignored).
+/// What a scale needs of each block. Reduced to N/8, each 8x8 block becomes N x N samples,
+/// each the average of the 8/N x 8/N pixels it stands for (as libjpeg's reduced IDCTs,
+/// `jidctred.c`, compute them): the 8-point inverse DCT averaged over groups of pixels. A
+/// frequency whose cosine averages to zero over every group plays no part: at 1/4 the even
+/// ones but 0, at 1/2 frequency 4. The others, `kept` of them, are stored for each block.
 #[derive(Clone, Copy)]
 struct Band {
     size: usize,
+    /// The frequencies (of 0 to 7) that play a part, along rows and down columns alike.
+    frequencies: &'static [usize],
     kept: usize,
-    /// The N-point inverse DCT's basis, by output sample and frequency, along rows and
-    /// down columns: their products carry the 8-point one's normalisation, and a DC
-    /// coefficient's 1/8 is exact, so that at 1/8 the levels are libjpeg's own.
-    across: [[f32; 4]; 4],
-    down: [[f32; 4]; 4],
+    /// By zigzag position: where a block's coefficient is stored, or in slot `kept`, which
+    /// is never read, if it plays no part (so that storing needs no branch).
+    slots: [u8; 64],
+    /// The zigzag positions that play a part.
+    mask: u64,
+    /// By output sample and kept frequency, along rows and down columns: the averaged
+    /// basis, with the 8-point IDCT's factor 1/4 C(u) C(v) (C(0) = 1/sqrt(2)) split
+    /// between the two as (sqrt(2)/4) C(u) and (1/sqrt(2)) C(v), so that a DC coefficient's
+    /// 1/8 is exact and at 1/8 the levels are libjpeg's own.
+    across: [[f32; 7]; 4],
+    down: [[f32; 7]; 4],
 }
 
 impl Band {
     fn new(numerator: u8) -> Result<Band, Refused> {
-        let (size, kept) = match numerator {
-            1 => (1, 1),
-            2 => (2, 5),
-            4 => (4, 25),
+        let (size, frequencies): (usize, &'static [usize]) = match numerator {
+            1 => (1, &[0]),
+            2 => (2, &[0, 1, 3, 5, 7]),
+            4 => (4, &[0, 1, 2, 3, 5, 6, 7]),
             _ => return Err("a scale other than 1/8, 1/4 or 1/2"),
         };
-        // The 8-point IDCT's factor 1/4 C(u) C(v), with C(0) = 1/sqrt(2), split between the
-        // two passes as (sqrt(2)/4) C(u) and (1/sqrt(2)) C(v): 1/4 and 1/2 for the DC.
+        let kept = frequencies.len() * frequencies.len();
+        let (mut slots, mut mask) = ([kept as u8; 64], 0);
+        for (j, &v) in frequencies.iter().enumerate() {
+            for (i, &u) in frequencies.iter().enumerate() {
+                let k = zigzag_position(v, u);
+                slots[k] = (j * frequencies.len() + i) as u8;
+                mask |= 1 << k;
+            }
+        }
+        let group = 8 / size;
         let basis = |scale: f64| {
-            let mut basis = [[0f32; 4]; 4];
+            let mut basis = [[0f32; 7]; 4];
             for (x, row) in basis.iter_mut().enumerate().take(size) {
-                for (u, b) in row.iter_mut().enumerate().take(size) {
+                for (b, &u) in row.iter_mut().zip(frequencies) {
                     let c = if u == 0 { FRAC_1_SQRT_2 } else { 1.0 };
-                    let angle = ((2 * x + 1) * u) as f64 * PI / (2 * size) as f64;
-                    *b = (scale * c * angle.cos()) as f32;
+                    let pixels = x * group..(x + 1) * group;
+                    let sum: f64 = pixels
+                        .map(|p| (((2 * p + 1) * u) as f64 * PI / 16.0).cos())
+                        .sum();
+                    *b = (scale * c * sum / group as f64) as f32;
                 }
             }
             basis
         };
         Ok(Band {
             size,
+            frequencies,
             kept,
+            slots,
+            mask,
             across: basis(SQRT_2 / 4.0),
             down: basis(FRAC_1_SQRT_2),
         })
     }
-}
 
-impl Band {
+    /// Values stored for each block: the kept ones and the slot that is never read.
+    fn stored(&self) -> usize {
+        self.kept + 1
+    }
+
     /// Whether the AC coefficients' bits below `high`, dequantised by `steps`, can move no
-    /// sample by as much as half a level, in the worst case: then the refinement scans
-    /// that bring them (the last ones, often the largest, of a high-quality file) need not
-    /// be read. Where the band's quantisation steps are 1, as at quality 100, the last
-    /// bit of a 1/4 decode's coefficients moves a sample by 3/8 of a level at most.
+    /// sample by a whole level, even with every error in the same direction: then the
+    /// refinement scans that bring them (the last ones, often the largest, of a
+    /// high-quality file) need not be read. Where the quantisation steps are 1, as at
+    /// quality 100, the last bit of a 1/4 decode's coefficients moves a sample by 0.73 of a
+    /// level at most (by 0.11 as a root mean square, if the errors are independent).
     fn negligible(&self, steps: &[u16; 64], high: u8) -> bool {
-        let largest = |basis: &[[f32; 4]; 4], frequency: usize| {
+        let largest = |basis: &[[f32; 7]; 4], i: usize| {
             basis[..self.size]
                 .iter()
-                .map(|row| row[frequency].abs())
+                .map(|row| row[i].abs())
                 .fold(0.0, f32::max)
         };
         let missing = f32::from((1u16 << high) - 1);
         let mut bound = 0.0;
-        for v in 0..self.size {
-            for u in (0..self.size).filter(|&u| (u, v) != (0, 0)) {
-                let step = f32::from(steps[zigzag_position(v, u)]);
-                bound += largest(&self.across, u) * largest(&self.down, v) * step * missing;
+        for (j, &v) in self.frequencies.iter().enumerate() {
+            for (i, &u) in self.frequencies.iter().enumerate() {
+                if (u, v) != (0, 0) {
+                    let step = f32::from(steps[zigzag_position(v, u)]);
+                    bound += largest(&self.across, i) * largest(&self.down, j) * step * missing;
+                }
             }
         }
-        bound < 0.5
+        bound < 1.0
     }
 }
 
@@ -283,7 +315,7 @@ impl Decoder {
         }
         self.mcus_wide = self.width.div_ceil(8 * self.hmax);
         self.mcus_high = self.height.div_ceil(8 * self.vmax);
-        let kept = self.band.kept;
+        let (stored, ac) = (self.band.stored(), self.band.kept > 1);
         for (spec, &(h, v)) in specs.chunks_exact(3).zip(&sampling) {
             let table = usize::from(spec[2]);
             if table > 3 {
@@ -298,8 +330,8 @@ impl Decoder {
                 blocks_wide: (self.width * h).div_ceil(self.hmax).div_ceil(8),
                 blocks_high: (self.height * v).div_ceil(self.vmax).div_ceil(8),
                 stride,
-                coefficients: vec![0; stride * rows * kept],
-                nonzero: if kept > 1 {
+                coefficients: vec![0; stride * rows * stored],
+                nonzero: if ac {
                     vec![0; stride * rows]
                 } else {
                     Vec::new()
@@ -434,13 +466,13 @@ impl Decoder {
             if high == 0 && members.iter().any(|&(_, t)| tables[t].is_none()) {
                 return Err("no DC Huffman table");
             }
-            let kept = self.band.kept;
+            let stored = self.band.stored();
             scan.dc(
                 &mut self.components,
                 &members,
                 units,
                 tables,
-                kept,
+                stored,
                 high != 0,
             )
         } else {
@@ -449,11 +481,10 @@ impl Decoder {
                 .as_ref()
                 .ok_or("no AC Huffman table")?;
             let component = &mut self.components[index];
-            let kept = self.band.kept;
             if high == 0 {
-                scan.ac_first(component, kept, huffman, start, end)
+                scan.ac_first(component, &self.band, huffman, start, end)
             } else {
-                scan.ac_refine(component, kept, huffman, start, end)
+                scan.ac_refine(component, &self.band, huffman, start, end)
             }
         }
     }
@@ -477,7 +508,7 @@ impl Decoder {
             && self
                 .components
                 .iter()
-                .all(|c| c.known[..self.band.kept].iter().all(|&k| k == Some(0)))
+                .all(|c| (0..64).all(|k| self.band.mask >> k & 1 == 0 || c.known[k] == Some(0)))
     }
 
     fn into_raster(self) -> Result<Raster, Refused> {
@@ -544,43 +575,45 @@ impl Decoder {
     /// lowest frequencies, dequantised, levelled and clamped as libjpeg's IDCTs do.
     fn samples(&self, c: &Component) -> Vec<u8> {
         match self.band.size {
-            1 => inverse_dct::<1>(c, &self.band),
-            2 => inverse_dct::<2>(c, &self.band),
-            _ => inverse_dct::<4>(c, &self.band),
+            1 => inverse_dct::<1, 1>(c, &self.band),
+            2 => inverse_dct::<2, 5>(c, &self.band),
+            _ => inverse_dct::<4, 7>(c, &self.band),
         }
     }
 }
 
-/// [`Decoder::samples`] for a band of N x N frequencies (N a constant, so that the loops
-/// unroll).
-fn inverse_dct<const N: usize>(c: &Component, band: &Band) -> Vec<u8> {
-    let kept = band.kept;
+/// [`Decoder::samples`] for N x N samples a block from M x M frequencies (constants, so
+/// that the loops unroll).
+fn inverse_dct<const N: usize, const M: usize>(c: &Component, band: &Band) -> Vec<u8> {
+    let stored = band.stored();
     let steps = c.steps.unwrap_or([1; 64]);
-    // The zigzag position of each of the N x N frequencies, and its quantisation step.
-    let positions: [[usize; N]; N] =
-        std::array::from_fn(|v| std::array::from_fn(|u| zigzag_position(v, u)));
-    let scales: [[f32; N]; N] = positions.map(|row| row.map(|k| f32::from(steps[k])));
-    let across: [[f32; N]; N] = std::array::from_fn(|x| std::array::from_fn(|u| band.across[x][u]));
-    let down: [[f32; N]; N] = std::array::from_fn(|y| std::array::from_fn(|v| band.down[y][v]));
-    let rows = c.coefficients.len() / kept / c.stride;
+    let step = |j: usize, i: usize| {
+        let k = zigzag_position(band.frequencies[j], band.frequencies[i]);
+        f32::from(steps[k])
+    };
+    let scales: [[f32; M]; M] = std::array::from_fn(|j| std::array::from_fn(|i| step(j, i)));
+    let across: [[f32; M]; N] = std::array::from_fn(|x| std::array::from_fn(|i| band.across[x][i]));
+    let down: [[f32; M]; N] = std::array::from_fn(|y| std::array::from_fn(|j| band.down[y][j]));
+    let rows = c.coefficients.len() / stored / c.stride;
     let samples_wide = c.stride * N;
     let mut samples = vec![0u8; samples_wide * rows * N];
     for (band_row, out) in c
         .coefficients
-        .chunks_exact(kept * c.stride)
+        .chunks_exact(stored * c.stride)
         .zip(samples.chunks_exact_mut(samples_wide * N))
     {
-        for (bx, coefficients) in band_row.chunks_exact(kept).enumerate() {
-            // Frequencies F[v][u], then the 1-D inverse DCT along rows and down columns.
-            let f: [[f32; N]; N] = std::array::from_fn(|v| {
-                std::array::from_fn(|u| f32::from(coefficients[positions[v][u]]) * scales[v][u])
+        for (bx, coefficients) in band_row.chunks_exact(stored).enumerate() {
+            // Frequencies F[v][u] (stored row by row), then the averaged inverse DCT along
+            // rows and down columns.
+            let f: [[f32; M]; M] = std::array::from_fn(|j| {
+                std::array::from_fn(|i| f32::from(coefficients[j * M + i]) * scales[j][i])
             });
-            let along: [[f32; N]; N] = std::array::from_fn(|v| {
-                std::array::from_fn(|x| (0..N).map(|u| across[x][u] * f[v][u]).sum())
+            let along: [[f32; N]; M] = std::array::from_fn(|j| {
+                std::array::from_fn(|x| (0..M).map(|i| across[x][i] * f[j][i]).sum())
             });
             for (y, line) in out.chunks_exact_mut(samples_wide).enumerate() {
                 for (x, sample) in line[bx * N..][..N].iter_mut().enumerate() {
-                    let value: f32 = (0..N).map(|v| down[y][v] * along[v][x]).sum();
+                    let value: f32 = (0..M).map(|j| down[y][j] * along[j][x]).sum();
                     // Clamped first, so that truncating is flooring.
                     *sample = (value + 128.5).clamp(0.0, 255.0) as u8;
                 }
@@ -624,7 +657,7 @@ impl Scan<'_> {
         members: &[(usize, usize)],
         (units_wide, units_high): (usize, usize),
         tables: &[Option<Huffman>; 4],
-        kept: usize,
+        stored: usize,
         refine: bool,
     ) -> Result<(), Refused> {
         let single = members.len() == 1;
@@ -640,7 +673,7 @@ impl Scan<'_> {
                 let (bh, bv) = if single { (1, 1) } else { (c.h, c.v) };
                 for y in uy * bv..(uy + 1) * bv {
                     for x in ux * bh..(ux + 1) * bh {
-                        let coefficient = &mut c.coefficients[(y * c.stride + x) * kept];
+                        let coefficient = &mut c.coefficients[(y * c.stride + x) * stored];
                         self.bits.fill();
                         if refine {
                             if self.bits.take(1) == 1 {
@@ -668,7 +701,7 @@ impl Scan<'_> {
     fn ac_first(
         &mut self,
         c: &mut Component,
-        kept: usize,
+        band: &Band,
         huffman: &Huffman,
         start: usize,
         end: usize,
@@ -684,7 +717,7 @@ impl Scan<'_> {
                 continue;
             }
             let block = unit / c.blocks_wide * c.stride + unit % c.blocks_wide;
-            let coefficients = &mut c.coefficients[block * kept..][..kept];
+            let coefficients = &mut c.coefficients[block * band.stored()..][..band.stored()];
             let mut nonzero = c.nonzero[block];
             let mut k = start;
             while k <= end {
@@ -696,14 +729,9 @@ impl Scan<'_> {
                     if k > end || s > 10 {
                         return Err("an AC coefficient out of range");
                     }
-                    // Outside the band only whether a coefficient is non-zero matters.
-                    if k < kept {
-                        let value = extend(self.bits.take(s), s) << low;
-                        coefficients[k] =
-                            i16::try_from(value).map_err(|_| "an AC coefficient out of range")?;
-                    } else {
-                        self.bits.skip(s);
-                    }
+                    let value = extend(self.bits.take(s), s) << low;
+                    coefficients[usize::from(band.slots[k])] =
+                        i16::try_from(value).map_err(|_| "an AC coefficient out of range")?;
                     nonzero |= 1 << k;
                     k += 1;
                 } else if r == 15 {
@@ -724,7 +752,7 @@ impl Scan<'_> {
     fn ac_refine(
         &mut self,
         c: &mut Component,
-        kept: usize,
+        band: &Band,
         huffman: &Huffman,
         start: usize,
         end: usize,
@@ -736,10 +764,14 @@ impl Scan<'_> {
                 run = 0;
             }
             let block = unit / c.blocks_wide * c.stride + unit % c.blocks_wide;
-            let coefficients = &mut c.coefficients[block * kept..][..kept];
+            let coefficients = &mut c.coefficients[block * band.stored()..][..band.stored()];
             let mut nonzero = c.nonzero[block];
             let mut k = start;
             if run == 0 {
+                // The block's coefficients that were zero before this scan, and how many of
+                // them lie behind k: a landing is found from these counts, made once.
+                let zeros = Ranked::new(!nonzero & between(start, end));
+                let mut passed = 0;
                 while k <= end {
                     self.bits.fill();
                     let symbol = huffman.decode(&mut self.bits)?;
@@ -756,27 +788,25 @@ impl Scan<'_> {
                     // Past r coefficients that are still zero (and the non-zero ones among
                     // them, each with its correction bit) to the next zero one: where the
                     // new coefficient goes, or the last of a run of 16.
-                    let zeros = !nonzero & between(k, end);
-                    let Some(landing) = nth_bit(zeros, r) else {
+                    let Some(landing) = zeros.nth(passed + r) else {
                         if new.is_some() {
                             return Err("a refinement runs past the band");
                         }
-                        self.correct(coefficients, nonzero & between(k, end), one);
+                        self.correct(band, coefficients, nonzero & between(k, end), one);
                         k = end + 1;
                         break;
                     };
-                    self.correct(coefficients, nonzero & between(k, landing), one);
+                    self.correct(band, coefficients, nonzero & between(k, landing), one);
                     if let Some(value) = new {
-                        if landing < kept {
-                            coefficients[landing] = value;
-                        }
+                        coefficients[usize::from(band.slots[landing])] = value;
                         nonzero |= 1 << landing;
                     }
                     k = landing + 1;
+                    passed += r + 1;
                 }
             }
             if run > 0 {
-                self.correct(coefficients, nonzero & between(k, end), one);
+                self.correct(band, coefficients, nonzero & between(k, end), one);
                 run -= 1;
             }
             c.nonzero[block] = nonzero;
@@ -788,8 +818,7 @@ impl Scan<'_> {
     /// position), one each in the order of the positions, and applies those of the kept
     /// coefficients: a 1 adds this scan's bit to the magnitude.
     #[inline]
-    fn correct(&mut self, coefficients: &mut [i16], mut which: u64, one: i16) {
-        let kept = between(0, coefficients.len() - 1);
+    fn correct(&mut self, band: &Band, coefficients: &mut [i16], mut which: u64, one: i16) {
         while which != 0 {
             // At most 32 bits at a time: the first 32 positions, then the rest.
             let chunk = match which.count_ones() {
@@ -800,12 +829,12 @@ impl Scan<'_> {
             let count = chunk.count_ones();
             self.bits.fill();
             let word = self.bits.take(count);
-            let mut mine = chunk & kept;
+            let mut mine = chunk & band.mask;
             while mine != 0 {
                 let k = mine.trailing_zeros() as usize;
                 mine &= mine - 1;
                 let before = (chunk & between(0, k)).count_ones();
-                let coefficient = &mut coefficients[k];
+                let coefficient = &mut coefficients[usize::from(band.slots[k])];
                 // A 1 adds the bit unless it is there already (a damaged stream).
                 let add = (((word >> (count - before)) & 1) as i16 * one) & !*coefficient;
                 *coefficient += add * coefficient.signum();
@@ -824,32 +853,51 @@ fn between(from: usize, to: usize) -> u64 {
 }
 
 /// The position of the bit after the first `n` set bits of `mask`, if it has that many.
-/// Without a branch that depends on `n`: which byte holds it comes from the bytes' running
-/// bit counts, compared all at once; where in the byte from a table.
-#[inline]
 fn nth_bit(mask: u64, n: u32) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    if n >= 64 {
-        return None;
+    Ranked::new(mask).nth(n)
+}
+
+/// A mask's set bits, counted so that the position of any one of them is found without a
+/// branch that depends on which: the byte that holds it from the bytes' running counts,
+/// compared all at once, and where in the byte from a table.
+struct Ranked {
+    mask: u64,
+    /// Byte i: the set bits of bytes 0 to i (at most 64, so no byte carries into the next).
+    running: u64,
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+
+impl Ranked {
+    #[inline]
+    fn new(mask: u64) -> Ranked {
+        let mut counts = mask - ((mask >> 1) & 0x5555_5555_5555_5555);
+        counts = (counts & 0x3333_3333_3333_3333) + ((counts >> 2) & 0x3333_3333_3333_3333);
+        counts = (counts + (counts >> 4)) & 0x0F0F_0F0F_0F0F_0F0F;
+        Ranked {
+            mask,
+            running: counts.wrapping_mul(ONES),
+        }
     }
-    let mut counts = mask - ((mask >> 1) & 0x5555_5555_5555_5555);
-    counts = (counts & 0x3333_3333_3333_3333) + ((counts >> 2) & 0x3333_3333_3333_3333);
-    counts = (counts + (counts >> 4)) & 0x0F0F_0F0F_0F0F_0F0F;
-    // Byte i: the set bits of bytes 0 to i (at most 64, so no byte carries into the next).
-    let running = counts.wrapping_mul(ONES);
-    // High bit of byte i: its running count exceeds n.
-    let past =
-        ((running | 0x8080_8080_8080_8080) - u64::from(n + 1) * ONES) & 0x8080_8080_8080_8080;
-    if past == 0 {
-        return None;
+
+    /// The position of the bit after the first `n` set bits, if there are that many.
+    #[inline]
+    fn nth(&self, n: u32) -> Option<usize> {
+        if n >= 64 {
+            return None;
+        }
+        // High bit of byte i: its running count exceeds n.
+        let past = ((self.running | 0x8080_8080_8080_8080) - u64::from(n + 1) * ONES)
+            & 0x8080_8080_8080_8080;
+        if past == 0 {
+            return None;
+        }
+        let byte = past.trailing_zeros() / 8;
+        let before = (self.running << 8 >> (8 * byte)) as u8;
+        let within = (self.mask >> (8 * byte)) as u8;
+        let bit = NTH_IN_BYTE[usize::from(within)][usize::from(n as u8 - before)];
+        Some(8 * byte as usize + usize::from(bit))
     }
-    let byte = past.trailing_zeros() / 8;
-    let before = (running << 8 >> (8 * byte)) as u8;
-    let within = (mask >> (8 * byte)) as u8;
-    Some(
-        8 * byte as usize
-            + usize::from(NTH_IN_BYTE[usize::from(within)][usize::from(n as u8 - before)]),
-    )
 }
 
 /// By byte value and n: the position of its bit after its first n set bits.
@@ -1210,8 +1258,7 @@ mod tests {
     }
 
     /// At 1/8, subsampled chroma differs where libjpeg's 2x2 IDCTs read AC coefficients
-    /// this decoder skips. At 1/4 and 1/2 libjpeg's reduced IDCTs (`jidctred.c`) also read
-    /// odd frequencies above the band kept here.
+    /// this decoder skips.
     #[test]
     fn reduced_decodes_are_close_to_libjpegs() {
         for numerator in [1, 2, 4] {
@@ -1222,9 +1269,14 @@ mod tests {
                 ("4:2:0", Some((2, 2))),
             ] {
                 let db = against_libjpeg(&jpeg(chroma, true), numerator);
-                // 46-50 dB at 1/8 with subsampled chroma (equal otherwise), 44-46 at 1/4,
-                // 42.7-43.3 at 1/2.
-                let least = if numerator == 1 { 45.0 } else { 42.0 };
+                // At 1/4 and 1/2 the same averages, in floating point rather than libjpeg's
+                // fixed point: 62-68 dB; with subsampled chroma, upsampled differently,
+                // 48-60 dB. At 1/8 with subsampled chroma 46-50 dB (equal otherwise).
+                let least = if numerator == 1 || name.starts_with("4:2") {
+                    45.0
+                } else {
+                    60.0
+                };
                 assert!(
                     db >= least,
                     "{numerator}/8 {name}: {db:.1} dB against libjpeg"
@@ -1259,7 +1311,7 @@ mod tests {
 
     /// At quality 100 (every quantisation step 1) the last refinement bit of a 1/4 decode's
     /// band moves no sample by half a level, so its scans are not read: garbling the last
-    /// one changes nothing, and the pixels stay as close to libjpeg's. At quality 90 it is
+    /// one changes nothing, and the pixels stay close to libjpeg's (47.8 dB). At quality 90 it is
     /// read, and garbling it shows.
     #[test]
     fn passes_over_refinements_that_cannot_move_a_level() {
@@ -1267,7 +1319,7 @@ mod tests {
         let ours = decode_reduced(&finest, 2).unwrap();
         assert!(decode_reduced(&last_scan_garbled(&finest), 2).unwrap() == ours);
         let db = against_libjpeg(&finest, 2);
-        assert!(db >= 42.0, "{db:.1} dB against libjpeg");
+        assert!(db >= 45.0, "{db:.1} dB against libjpeg");
         let fine = jpegtran(&jpeg_at(90.0, Some((2, 2)), false), &["-progressive"]);
         let read = decode_reduced(&fine, 2).unwrap();
         assert!(decode_reduced(&last_scan_garbled(&fine), 2) != Ok(read));
