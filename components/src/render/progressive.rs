@@ -80,8 +80,9 @@ struct Band {
     /// By zigzag position: where a block's coefficient is stored, or in slot `kept`, which
     /// is never read, if it plays no part (so that storing needs no branch).
     slots: [u8; 64],
-    /// The zigzag positions that play a part.
+    /// The zigzag positions that play a part, all of them and by row of frequencies.
     mask: u64,
+    rows: [u64; 8],
     /// By output sample and kept frequency, along rows and down columns: the averaged
     /// basis, with the 8-point IDCT's factor 1/4 C(u) C(v) (C(0) = 1/sqrt(2)) split
     /// between the two as (sqrt(2)/4) C(u) and (1/sqrt(2)) C(v), so that a DC coefficient's
@@ -100,12 +101,13 @@ impl Band {
             _ => return Err("a scale other than 1/8, 1/4 or 1/2"),
         };
         let kept = frequencies.len() * frequencies.len();
-        let (mut slots, mut mask) = ([kept as u8; 64], 0);
+        let (mut slots, mut mask, mut rows) = ([kept as u8; 64], 0, [0; 8]);
         for (j, &v) in frequencies.iter().enumerate() {
             for (i, &u) in frequencies.iter().enumerate() {
                 let k = zigzag_position(v, u);
                 slots[k] = (j * frequencies.len() + i) as u8;
                 mask |= 1 << k;
+                rows[j] |= 1 << k;
             }
         }
         let group = 8 / size;
@@ -129,6 +131,7 @@ impl Band {
             kept,
             slots,
             mask,
+            rows,
             across: basis(SQRT_2 / 4.0),
             down: basis(FRAC_1_SQRT_2),
         })
@@ -630,18 +633,19 @@ fn inverse_dct<const N: usize, const M: usize>(c: &Component) -> Vec<u8> {
             };
             // The averaged inverse DCT of the frequencies F[v][u] (stored row by row):
             // along rows, then down columns. Rows of frequencies that are all zero (most
-            // high ones, below quality 100) add nothing.
+            // high ones, below quality 100: the block's non-zero mask tells) add nothing.
+            let nonzero = c.nonzero.get(block).copied().unwrap_or(0) | 1;
             let mut along = [[0f32; N]; M];
             let mut used = 0u32;
             for (j, row) in along.iter_mut().enumerate() {
+                if nonzero & band.rows[j] == 0 {
+                    continue;
+                }
+                used |= 1 << j;
                 let frequencies: [i16; M] = std::array::from_fn(|i| match (j, i) {
                     (0, 0) => c.dc[block],
                     _ => ac[j * M + i],
                 });
-                if frequencies == [0; M] {
-                    continue;
-                }
-                used |= 1 << j;
                 for ((&f, scale), basis) in frequencies.iter().zip(scales[j]).zip(&across) {
                     let f = f32::from(f) * scale;
                     for (a, b) in row.iter_mut().zip(basis) {
