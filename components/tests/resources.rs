@@ -79,9 +79,10 @@ fn thumbnails_reuse_their_memory_and_the_image_server_stays_small() {
     assert!(rss < 20 * 1024, "the Image Server holds {rss} KiB");
 }
 
-/// A progressive source is decoded into a coefficient buffer for the whole image (about 8 MB
-/// for this 4:2:0 photo) before any pixel comes out; the next render reuses it instead of
-/// having the kernel map and clear it again.
+/// A progressive source is decoded into buffers for the whole image (the coefficients the
+/// scale needs and a non-zero mask a block; libjpeg's coefficient buffer, about 8 MB for
+/// this 4:2:0 photo, where it decodes) before any pixel comes out; the next render reuses
+/// them instead of having the kernel map and clear them again.
 #[test]
 fn progressive_renders_reuse_their_coefficient_buffer() {
     let stack = stack_serving("progressive", &progressive(&large_photo()));
