@@ -28,7 +28,9 @@ pub type Refused = &'static str;
 /// The pixels of the YCbCr or grayscale progressive JPEG `bytes` at `numerator`/8 (1, 2 or
 /// 4) of its size, rounded up as libjpeg rounds it (RGB, even for grayscale).
 pub fn decode_reduced(bytes: &[u8], numerator: u8) -> Result<Raster, Refused> {
-    Band::new(numerator)?;
+    if !matches!(numerator, 1 | 2 | 4) {
+        return Err("a scale other than 1/8, 1/4 or 1/2");
+    }
     let mut decoder = Decoder::new(usize::from(numerator));
     if bytes.get(..2) != Some(&[0xFF, 0xD8]) {
         return Err("not a JPEG");
@@ -94,13 +96,14 @@ struct Band {
 }
 
 impl Band {
-    fn new(numerator: u8) -> Result<Band, Refused> {
-        let (size, frequencies): (usize, &'static [usize]) = match numerator {
-            1 => (1, &[0]),
-            2 => (2, &[0, 1]),
-            4 => (4, &[0, 1, 2, 3]),
-            8 => (8, &[0, 1, 2, 3, 4, 5, 6, 7]),
-            _ => return Err("a scale other than 1/8, 1/4 or 1/2"),
+    /// The band of a block reduced to `size` x `size` samples.
+    fn new(size: usize) -> Result<Band, Refused> {
+        let frequencies: &'static [usize] = match size {
+            1 => &[0],
+            2 => &[0, 1],
+            4 => &[0, 1, 2, 3],
+            8 => &[0, 1, 2, 3, 4, 5, 6, 7],
+            _ => return Err("a block reduced to other than 1, 2, 4 or 8 samples across"),
         };
         let kept = frequencies.len() * frequencies.len();
         let (mut slots, mut mask, mut rows) = ([kept as u8; 64], 0, [0; 8]);
@@ -340,7 +343,7 @@ impl Decoder {
             {
                 size *= 2;
             }
-            let band = Band::new(size as u8)?;
+            let band = Band::new(size)?;
             let (stored, ac) = (band.stored(), band.kept > 1);
             let table = usize::from(spec[2]);
             if table > 3 {
@@ -1393,6 +1396,15 @@ mod tests {
                 let expected = (rest != 0).then(|| rest.trailing_zeros() as usize);
                 assert_eq!(nth_bit(mask, n), expected, "{mask:#x}, {n}");
             }
+        }
+    }
+
+    #[test]
+    fn refuses_scales_it_does_not_reduce_to() {
+        let bytes = jpeg(Some((2, 2)), true);
+        for numerator in [0, 3, 8] {
+            let refused = decode_reduced(&bytes, numerator).unwrap_err();
+            assert_eq!(refused, "a scale other than 1/8, 1/4 or 1/2");
         }
     }
 
