@@ -1,8 +1,9 @@
 //! Tuning of the C allocator (glibc's malloc, which libjpeg and Rust share) for renders.
 //!
-//! A render allocates and frees a few large blocks: the source bytes, the pixels, libjpeg's
-//! coefficient buffers (for a progressive source, one for the whole image: about 12 MB for a
-//! 2560x1600 4:2:0 photo). With glibc's defaults such blocks go back to the kernel once freed
+//! A render allocates and frees a few large blocks: the source bytes, the pixels, the
+//! coefficients (libjpeg holds a progressive source's for the whole image: about 12 MB for a
+//! 2560x1600 4:2:0 photo; `render::progressive`, which reads them when they are reduced, keeps
+//! a few MB). With glibc's defaults such blocks go back to the kernel once freed
 //! (mmap for large blocks, trimming of the heap's top), so the next render faults every page in
 //! again and has the kernel clear it: about 370 page faults and 1.3 ms of system time for a 500
 //! px thumbnail of a 2000 px photo, a sixth of its cost. Fixed thresholds keep that memory in
