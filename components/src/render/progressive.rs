@@ -261,6 +261,19 @@ struct Component {
     band: Band,
 }
 
+impl Component {
+    /// The kept coefficients and the non-zero mask of the `unit`-th block of a scan of this
+    /// component alone, which runs row by row over the blocks that hold image data.
+    fn block(&mut self, unit: usize) -> (&mut [i16], &mut u64) {
+        let block = unit / self.blocks_wide * self.stride + unit % self.blocks_wide;
+        let stored = self.band.stored();
+        (
+            &mut self.coefficients[block * stored..][..stored],
+            &mut self.nonzero[block],
+        )
+    }
+}
+
 struct Decoder {
     /// The scale, as a numerator of 8.
     scale: usize,
@@ -769,9 +782,8 @@ impl Scan<'_> {
                 run -= 1;
                 continue;
             }
-            let block = unit / c.blocks_wide * c.stride + unit % c.blocks_wide;
-            let coefficients = &mut c.coefficients[block * band.stored()..][..band.stored()];
-            let mut nonzero = c.nonzero[block];
+            let (coefficients, mask) = c.block(unit);
+            let mut nonzero = *mask;
             let mut k = start;
             while k <= end {
                 self.bits.fill();
@@ -794,7 +806,7 @@ impl Scan<'_> {
                     break;
                 }
             }
-            c.nonzero[block] = nonzero;
+            *mask = nonzero;
         }
         self.bits.check()
     }
@@ -816,9 +828,8 @@ impl Scan<'_> {
             if self.next_unit()? {
                 run = 0;
             }
-            let block = unit / c.blocks_wide * c.stride + unit % c.blocks_wide;
-            let coefficients = &mut c.coefficients[block * band.stored()..][..band.stored()];
-            let mut nonzero = c.nonzero[block];
+            let (coefficients, mask) = c.block(unit);
+            let mut nonzero = *mask;
             let mut k = start;
             if run == 0 {
                 // The block's coefficients that were zero before this scan, and how many of
@@ -862,7 +873,7 @@ impl Scan<'_> {
                 self.correct(&band, coefficients, nonzero & between(k, end), one);
                 run -= 1;
             }
-            c.nonzero[block] = nonzero;
+            *mask = nonzero;
         }
         self.bits.check()
     }
