@@ -2,7 +2,8 @@
 
 #![allow(dead_code)] // each test binary uses a part of it
 
-use std::fs;
+use std::fs::{self, File};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -19,7 +20,9 @@ pub fn boot() -> Sandbox {
 #[derive(Debug)]
 pub struct Footprint {
     pub pid1: i32,
-    pid_namespace: PathBuf,
+    /// Held open so that the namespace's inode number cannot be given to a namespace booted
+    /// later by a test running alongside, which would pass for this one.
+    pid_namespace: File,
     pub state_dir: PathBuf,
     cgroup: String,
     /// Names the PrivateTmp directories of its services in the host's /tmp and /var/tmp.
@@ -32,7 +35,7 @@ impl Footprint {
     }
 
     pub fn from_parts(pid1: i32, state_dir: &Path) -> Self {
-        let pid_namespace = fs::read_link(format!("/proc/{pid1}/ns/pid")).expect("PID 1 runs");
+        let pid_namespace = File::open(format!("/proc/{pid1}/ns/pid")).expect("PID 1 runs");
         let cgroups = fs::read_to_string(format!("/proc/{pid1}/cgroup")).expect("PID 1 runs");
         // "8:pids:/harness_imageserving_<id>.slice/init.scope" on a hybrid host,
         // "0::/system.slice/harness_imageserving_<id>.scope/payload/init.scope" on a unified one.
@@ -67,12 +70,16 @@ impl Footprint {
     pub fn leftovers(&self) -> Vec<String> {
         let mut left = Vec::new();
         let state = self.state_dir.to_string_lossy().into_owned();
+        let namespace = self.pid_namespace.metadata().unwrap();
+        let in_namespace = |pid: i32| {
+            fs::metadata(format!("/proc/{pid}/ns/pid"))
+                .is_ok_and(|ns| (ns.dev(), ns.ino()) == (namespace.dev(), namespace.ino()))
+        };
         for entry in fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
             let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
                 continue;
             };
-            if fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|ns| ns == self.pid_namespace)
-            {
+            if in_namespace(pid) {
                 left.push(format!("process {pid} in the sandbox's PID namespace"));
             }
             let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
