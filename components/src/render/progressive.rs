@@ -1411,6 +1411,21 @@ mod tests {
         }
     }
 
+    /// The bound behind passing over refinements, at the figures `Band::negligible` gives:
+    /// at quality 100 (every step 1) and at libjpeg's quality-85 luma steps, of which a 1/4
+    /// decode keeps three.
+    #[test]
+    fn a_refinement_is_negligible_under_a_level_of_error() {
+        let (quarter, half) = (Band::new(2).unwrap(), Band::new(4).unwrap());
+        let finest = [1; 64];
+        assert!(quarter.negligible(&finest, 2) && !quarter.negligible(&finest, 3));
+        assert!(half.negligible(&finest, 1) && !half.negligible(&finest, 2));
+        // Frequencies (0, 1), (1, 0) and (1, 1), at zigzag positions 1, 2 and 4.
+        let mut luma85 = [1; 64];
+        (luma85[1], luma85[2], luma85[4]) = (3, 4, 4);
+        assert!(quarter.negligible(&luma85, 1) && !quarter.negligible(&luma85, 2));
+    }
+
     #[test]
     fn refuses_scales_it_does_not_reduce_to() {
         let bytes = jpeg(Some((2, 2)), true);
