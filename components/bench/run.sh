@@ -23,9 +23,12 @@
 # re-encoded progressive without loss (jpegtran -progressive -copy all), resized to 500 px
 # wide at quality 80, uncached, at concurrency 4: ours (Connection: close) against thumbor
 # with 2 processes, CORPUS_DURATION seconds each (default 5), with the Image Server's CPU
-# time per request and its peak resident memory while serving that photo. Then the quality of
-# both responses: their PSNR against ImageMagick's Lanczos resize of the fully decoded source,
-# turned upright and converted to sRGB, at the response's size.
+# time per request and its peak resident memory while serving that photo. Beside thumbor's CPU
+# time per request, its decode alone (pillow-decode.py: Pillow's libjpeg-turbo at the scale
+# thumbor drafts) and the ratio of the two: the most any server that decodes the photo with
+# libjpeg could gain on thumbor. Then the quality of both responses: their PSNR against
+# ImageMagick's Lanczos resize of the fully decoded source, turned upright and converted to
+# sRGB, at the response's size.
 #
 # Usage: components/bench/run.sh [DURATION]
 # PHOTOS (default *) picks corpus photos by a file name pattern, e.g. 'Elephants_5640*'.
@@ -223,9 +226,11 @@ AFTER="ps $(rss_kib "$ps") KiB, es $(rss_kib "$es") KiB, svg $(rss_kib "$svg") K
 
 echo "== the real corpus, wid=500&qlt=80, uncached, c=4: ours (close) against thumbor (2 procs, close)"
 echo "   req/s and their ratio; CPU time per request (ours: the Image Server) and its ratio; es peak RSS;"
+echo "   thumbor's decode alone and its CPU per request over it (the most a libjpeg-decoding server gains);"
 echo "   PSNR against ImageMagick's Lanczos resize of the whole source (ours, thumbor's, ours - thumbor's)"
-printf "%-36s %-10s %-12s %8s %8s %6s %9s %9s %6s %8s %6s %6s %6s\n" \
-    photo size kind ours thumbor ratio "ours cpu" "thb cpu" ratio "es peak" "ours" "thb" "diff"
+printf "%-36s %-10s %-12s %8s %8s %6s %9s %9s %6s %8s %9s %6s %6s %6s %6s\n" \
+    photo size kind ours thumbor ratio "ours cpu" "thb cpu" ratio "es peak" "thb dec" bound \
+    "ours" "thb" "diff"
 DURATION=$CORPUS_DURATION
 for photo in "$CORPUS"/${PHOTOS:-*}.jpg; do
     name=$(basename "$photo" .jpg)
@@ -240,11 +245,12 @@ for photo in "$CORPUS"/${PHOTOS:-*}.jpg; do
     read -r ours _ _ ours_cpu <<<"$(load 4 "$ours_url" "Connection: close" "$es")"
     peak=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$es/status")
     read -r theirs _ _ their_cpu <<<"$(load 4 "$their_url" "Connection: close" "$thumbor2")"
+    decode=$("$VENV/bin/python" "$ROOT/components/bench/pillow-decode.py" "$photo" 500)
     awk -v n="$name" -v s="$size" -v k="$kind" -v o="$ours" -v t="$theirs" -v oc="$ours_cpu" \
-        -v tc="$their_cpu" -v p="$peak" -v od="$(psnr "$ours_url" "$photo")" \
+        -v tc="$their_cpu" -v p="$peak" -v d="$decode" -v od="$(psnr "$ours_url" "$photo")" \
         -v td="$(psnr "$their_url" "$photo")" 'BEGIN {
-        printf "%-36s %-10s %-12s %8.1f %8.1f %5.2fx %6.1f ms %6.1f ms %5.2fx %4s MiB %6.2f %6.2f %+6.2f\n",
-            n, s, k, o, t, o / t, oc, tc, tc / oc, p, od, td, od - td }'
+        printf "%-36s %-10s %-12s %8.1f %8.1f %5.2fx %6.1f ms %6.1f ms %5.2fx %4s MiB %6.1f ms %5.2fx %6.2f %6.2f %+6.2f\n",
+            n, s, k, o, t, o / t, oc, tc, tc / oc, p, d, tc / d, od, td, od - td }'
 done
 sleep 2
 CORPUS_AFTER="es $(rss_kib "$es") KiB"
