@@ -154,7 +154,8 @@ impl Band {
     /// be read. Each missing part is taken at its largest, and the errors of different
     /// coefficients as independent, as quantisation errors are. Where the steps are 1, as
     /// at quality 100, the last two bits of a 1/4 decode's coefficients leave 0.57 of a
-    /// level, the last bit at 1/2 0.42; at quality 85, the last bit at 1/4 0.70.
+    /// level, the last bit at 1/2 0.42; with libjpeg's quality-85 luma steps, the last bit at
+    /// 1/4 0.70.
     fn negligible(&self, steps: &[u16; 64], high: u8) -> bool {
         let mean_square = |basis: &[[f32; 8]; 8], i: usize| {
             let sum: f32 = basis[..self.size].iter().map(|row| row[i] * row[i]).sum();
@@ -1339,7 +1340,7 @@ mod tests {
                 // its AC coefficients for a 2x2 IDCT. At 1/4, 45.7-47.7 dB (the last bits
                 // are passed over), at 1/2, 44 dB: libjpeg's averages also read the higher
                 // odd frequencies.
-                let least = if numerator == 1 { 45.0 } else { 40.0 };
+                let least = if numerator == 1 { 45.0 } else { 42.0 };
                 assert!(
                     db >= least,
                     "{numerator}/8 {name}: {db:.1} dB against libjpeg"
@@ -1382,7 +1383,7 @@ mod tests {
         let ours = decode_reduced(&finest, 2).unwrap();
         assert!(decode_reduced(&last_scan_garbled(&finest), 2).unwrap() == ours);
         let db = against_libjpeg(&finest, 2);
-        assert!(db >= 40.0, "{db:.1} dB against libjpeg");
+        assert!(db >= 42.0, "{db:.1} dB against libjpeg");
         let fine = jpegtran(&jpeg_at(75.0, Some((2, 2)), false), &["-progressive"]);
         let read = decode_reduced(&fine, 2).unwrap();
         assert!(decode_reduced(&last_scan_garbled(&fine), 2) != Ok(read));
