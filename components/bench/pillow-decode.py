@@ -15,8 +15,8 @@ from PIL import Image
 path, width = sys.argv[1], int(sys.argv[2])
 with Image.open(path) as image:
     size = (width, round(width * image.height / image.width))
-    # Enough decodes for a steady median, a few seconds at most.
     pixels = image.width * image.height
+# Enough decodes for a steady median, a few seconds at most.
 runs = max(5, min(25, 100_000_000 // pixels))
 times = []
 for _ in range(runs):
