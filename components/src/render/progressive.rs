@@ -85,9 +85,8 @@ struct Band {
     /// By zigzag position: where a block's coefficient is stored, or in slot `kept`, which
     /// is never read, if it is not kept (so that storing needs no branch).
     slots: [u8; 64],
-    /// The zigzag positions kept, all of them and by row of frequencies.
+    /// The zigzag positions kept.
     mask: u64,
-    rows: [u64; 8],
     /// By output sample and kept frequency, along rows and down columns: the averaged
     /// basis, with the 8-point IDCT's factor 1/4 C(u) C(v) (C(0) = 1/sqrt(2)) split
     /// between the two as (sqrt(2)/4) C(u) and (1/sqrt(2)) C(v), so that a DC coefficient's
@@ -107,13 +106,12 @@ impl Band {
             _ => return Err("a block reduced to other than 1, 2, 4 or 8 samples across"),
         };
         let kept = frequencies.len() * frequencies.len();
-        let (mut slots, mut mask, mut rows) = ([kept as u8; 64], 0, [0; 8]);
+        let (mut slots, mut mask) = ([kept as u8; 64], 0);
         for (j, &v) in frequencies.iter().enumerate() {
             for (i, &u) in frequencies.iter().enumerate() {
                 let k = zigzag_position(v, u);
                 slots[k] = (j * frequencies.len() + i) as u8;
                 mask |= 1 << k;
-                rows[j] |= 1 << k;
             }
         }
         let group = 8 / size;
@@ -137,7 +135,6 @@ impl Band {
             kept,
             slots,
             mask,
-            rows,
             across: basis(SQRT_2 / 4.0),
             down: basis(FRAC_1_SQRT_2),
         })
@@ -558,21 +555,29 @@ impl Decoder {
         }
         let n = self.scale;
         let (width, height) = ((self.width * n).div_ceil(8), (self.height * n).div_ceil(8));
-        let planes: Vec<Vec<u8>> = self
+        let planes: Vec<Plane> = self
             .components
             .iter()
             .map(|c| self.plane(c, width, height))
             .collect();
         let mut rgb = vec![0; width * height * 3];
-        let pixels = rgb.chunks_exact_mut(3);
-        match planes.as_slice() {
-            [gray] => pixels.zip(gray).for_each(|(p, &y)| p.fill(y)),
-            [y, cb, cr] => {
-                for (p, ((&y, &cb), &cr)) in pixels.zip(y.iter().zip(cb).zip(cr)) {
-                    p.copy_from_slice(&ycbcr_to_rgb(y, cb, cr));
+        for (row, pixels) in rgb.chunks_exact_mut(width * 3).enumerate() {
+            match planes.as_slice() {
+                [gray] => {
+                    let gray = gray.row(row, width);
+                    pixels
+                        .chunks_exact_mut(3)
+                        .zip(gray)
+                        .for_each(|(p, &y)| p.fill(y));
                 }
+                [y, cb, cr] => ycbcr_to_rgb(
+                    y.row(row, width),
+                    cb.row(row, width),
+                    cr.row(row, width),
+                    pixels,
+                ),
+                _ => return Err("not a grayscale or three-component image"),
             }
-            _ => return Err("not a grayscale or three-component image"),
         }
         Ok(Raster::new(width as u32, height as u32, false, rgb))
     }
@@ -580,7 +585,7 @@ impl Decoder {
     /// A component's levels on the output grid: its own samples where it has as many as
     /// the component with the most, interpolated linearly between sample centres where it
     /// has fewer (libjpeg's "fancy" upsampling for a factor of 2).
-    fn plane(&self, c: &Component, width: usize, height: usize) -> Vec<u8> {
+    fn plane(&self, c: &Component, width: usize, height: usize) -> Plane {
         let samples = self.samples(c);
         let n = c.band.size;
         let samples_wide = c.stride * n;
@@ -590,11 +595,10 @@ impl Decoder {
             self.vmax * self.scale / (c.v * n),
         );
         if (hf, vf) == (1, 1) {
-            let mut plane = Vec::with_capacity(width * height);
-            for row in samples.chunks_exact(samples_wide).take(height) {
-                plane.extend_from_slice(&row[..width]);
-            }
-            return plane;
+            return Plane {
+                levels: samples,
+                stride: samples_wide,
+            };
         }
         // The samples that hold image data, as libjpeg counts them at this scale.
         let valid = |size: usize, factor: usize, max: usize| (size * factor).div_ceil(max) * n;
@@ -602,94 +606,153 @@ impl Decoder {
         let rows = taps(height, vf, valid(self.height, c.v, self.vmax).div_ceil(8));
         // Down the columns first, into one row of 16-bit-weighted levels, then across.
         let mut blended = vec![0u32; samples_wide];
-        let mut plane = Vec::with_capacity(width * height);
+        let mut levels = Vec::with_capacity(width * height);
         for &(y0, y1, wy) in &rows {
             let top = &samples[y0 * samples_wide..][..samples_wide];
             let bottom = &samples[y1 * samples_wide..][..samples_wide];
             for ((b, &t), &u) in blended.iter_mut().zip(top).zip(bottom) {
                 *b = u32::from(t) * (256 - wy) + u32::from(u) * wy;
             }
-            plane.extend(columns.iter().map(|&(x0, x1, wx)| {
+            levels.extend(columns.iter().map(|&(x0, x1, wx)| {
                 ((blended[x0] * (256 - wx) + blended[x1] * wx + (1 << 15)) >> 16) as u8
             }));
         }
-        plane
+        Plane {
+            levels,
+            stride: width,
+        }
     }
 
-    /// A component's samples, N x N a block: the N-point inverse DCT of each block's N x N
+    /// A component's samples, N x N a block: the averaged inverse DCT of each block's N x N
     /// lowest frequencies, dequantised, levelled and clamped as libjpeg's IDCTs do.
     fn samples(&self, c: &Component) -> Vec<u8> {
         match c.band.size {
-            1 => inverse_dct::<1, 1>(c),
-            2 => inverse_dct::<2, 2>(c),
-            4 => inverse_dct::<4, 4>(c),
-            _ => inverse_dct::<8, 8>(c),
+            1 => inverse_dct::<1>(c, sum_of_images(c)),
+            2 => inverse_dct::<2>(c, sum_of_images(c)),
+            4 => inverse_dct::<4>(c, sum_of_images(c)),
+            _ => inverse_dct::<8>(c, separable(c)),
         }
     }
 }
 
-/// [`Decoder::samples`] for N x N samples a block from M x M frequencies (constants, so
-/// that the loops unroll).
-fn inverse_dct<const N: usize, const M: usize>(c: &Component) -> Vec<u8> {
+/// [`Decoder::samples`] for N x N samples a block (a constant, so that the loops unroll),
+/// each block's levels summed by `sum` from its DC coefficient, its kept AC coefficients
+/// (in [`Band::slots`]) and which of those are non-zero (never none).
+fn inverse_dct<const N: usize>(
+    c: &Component,
+    sum: impl Fn(i16, &[i16], u64, &mut [[f32; N]; N]),
+) -> Vec<u8> {
     let band = &c.band;
     let stored = band.stored();
-    let steps = c.steps.unwrap_or([1; 64]);
-    let step = |j: usize, i: usize| {
-        let k = zigzag_position(band.frequencies[j], band.frequencies[i]);
-        f32::from(steps[k])
-    };
-    let scales: [[f32; M]; M] = std::array::from_fn(|j| std::array::from_fn(|i| step(j, i)));
-    // Along rows by frequency, so that the innermost loops run over the N samples.
-    let across: [[f32; N]; M] = std::array::from_fn(|i| std::array::from_fn(|x| band.across[x][i]));
-    let down: [[f32; M]; N] = std::array::from_fn(|y| std::array::from_fn(|j| band.down[y][j]));
+    let dc_step = i32::from(c.steps.map_or(1, |steps| steps[0]));
     let samples_wide = c.stride * N;
     let mut samples = vec![0u8; c.dc.len() * N * N];
+    let mut values = [[0f32; N]; N];
     for (r, out) in samples.chunks_exact_mut(samples_wide * N).enumerate() {
         for bx in 0..c.stride {
             let block = r * c.stride + bx;
-            let ac = match M {
-                1 => &[][..],
-                _ => &c.coefficients[block * stored..][..stored],
-            };
-            // The averaged inverse DCT of the frequencies F[v][u] (stored row by row):
-            // along rows, then down columns. Rows of frequencies that are all zero (most
-            // high ones, below quality 100: the block's non-zero mask tells) add nothing.
-            let nonzero = c.nonzero.get(block).copied().unwrap_or(0) | 1;
-            let mut along = [[0f32; N]; M];
-            let mut used = 0u32;
-            for (j, row) in along.iter_mut().enumerate() {
-                if nonzero & band.rows[j] == 0 {
-                    continue;
+            let dc = c.dc[block];
+            let nonzero = c.nonzero.get(block).copied().unwrap_or(0) & band.mask & !1;
+            if nonzero == 0 {
+                // A flat block (often, in chroma): 1/8 of the DC, rounded as libjpeg does.
+                let level = ((i32::from(dc) * dc_step + 4) >> 3) + 128;
+                let level = level.clamp(0, 255) as u8;
+                for line in out.chunks_exact_mut(samples_wide) {
+                    line[bx * N..][..N].fill(level);
                 }
-                used |= 1 << j;
-                let frequencies: [i16; M] = std::array::from_fn(|i| match (j, i) {
-                    (0, 0) => c.dc[block],
-                    _ => ac[j * M + i],
-                });
-                for ((&f, scale), basis) in frequencies.iter().zip(scales[j]).zip(&across) {
-                    let f = f32::from(f) * scale;
-                    for (a, b) in row.iter_mut().zip(basis) {
-                        *a += f * b;
-                    }
-                }
+                continue;
             }
-            for (y, line) in out.chunks_exact_mut(samples_wide).enumerate() {
-                let mut values = [128.5f32; N];
-                for (j, row) in along.iter().enumerate() {
-                    if used >> j & 1 == 1 {
-                        for (value, a) in values.iter_mut().zip(row) {
-                            *value += down[y][j] * a;
-                        }
-                    }
-                }
-                for (sample, value) in line[bx * N..][..N].iter_mut().zip(values) {
-                    // Clamped first, so that truncating is flooring.
-                    *sample = value.clamp(0.0, 255.0) as u8;
-                }
+            sum(
+                dc,
+                &c.coefficients[block * stored..][..stored],
+                nonzero,
+                &mut values,
+            );
+            for (line, row) in out.chunks_exact_mut(samples_wide).zip(&values) {
+                line[bx * N..][..N].copy_from_slice(&row.map(level));
             }
         }
     }
     samples
+}
+
+/// Up to 4 x 4 samples a block: the sum of the basis images of its non-zero coefficients
+/// (averaged and dequantised), each a few vector registers, so that a coefficient costs a
+/// few multiply-adds and nothing depends on which rows hold them.
+fn sum_of_images<const N: usize>(c: &Component) -> impl Fn(i16, &[i16], u64, &mut [[f32; N]; N]) {
+    let band = c.band;
+    let steps = c.steps.unwrap_or([1; 64]);
+    let size = band.frequencies.len();
+    let mut images = vec![[[0f32; N]; N]; band.kept];
+    for (j, &v) in band.frequencies.iter().enumerate() {
+        for (i, &u) in band.frequencies.iter().enumerate() {
+            let step = f32::from(steps[zigzag_position(v, u)]);
+            images[j * size + i] = std::array::from_fn(|y| {
+                std::array::from_fn(|x| step * band.down[y][j] * band.across[x][i])
+            });
+        }
+    }
+    move |dc, ac, mut nonzero, values| {
+        *values = [[128.0 + f32::from(dc) * images[0][0][0]; N]; N];
+        while nonzero != 0 {
+            let slot = usize::from(band.slots[nonzero.trailing_zeros() as usize]);
+            nonzero &= nonzero - 1;
+            let f = f32::from(ac[slot]);
+            for (row, basis) in values.iter_mut().zip(&images[slot]) {
+                for (value, b) in row.iter_mut().zip(basis) {
+                    *value += f * b;
+                }
+            }
+        }
+    }
+}
+
+/// 8 x 8 samples a block, where a basis image would fill every register: the 8-point
+/// inverse DCT along the rows of frequencies that hold a non-zero coefficient, then down
+/// the columns.
+fn separable(c: &Component) -> impl Fn(i16, &[i16], u64, &mut [[f32; 8]; 8]) {
+    let band = c.band;
+    let steps = c.steps.unwrap_or([1; 64]);
+    // By slot: the step and the basis along rows of that frequency.
+    let (mut scales, mut across) = ([0f32; 64], [[0f32; 8]; 64]);
+    for (j, &v) in band.frequencies.iter().enumerate() {
+        for (i, &u) in band.frequencies.iter().enumerate() {
+            scales[j * 8 + i] = f32::from(steps[zigzag_position(v, u)]);
+            across[j * 8 + i] = std::array::from_fn(|x| band.across[x][i]);
+        }
+    }
+    move |dc, ac, mut nonzero, values| {
+        let mut along = [[0f32; 8]; 8];
+        along[0] = across[0].map(|b| f32::from(dc) * scales[0] * b);
+        let mut used = 1u32;
+        while nonzero != 0 {
+            let slot = usize::from(band.slots[nonzero.trailing_zeros() as usize]);
+            nonzero &= nonzero - 1;
+            let f = f32::from(ac[slot]) * scales[slot];
+            for (a, b) in along[slot / 8].iter_mut().zip(&across[slot]) {
+                *a += f * b;
+            }
+            used |= 1 << (slot / 8);
+        }
+        for (row, down) in values.iter_mut().zip(&band.down) {
+            *row = [128.0; 8];
+            for (j, a) in along.iter().enumerate() {
+                if used >> j & 1 == 1 {
+                    for (value, a) in row.iter_mut().zip(a) {
+                        *value += down[j] * a;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A sample's level: `value` clamped to 0..=255 and rounded, by adding 2^23, after which the
+/// low bits of the float are the integer (this vectorises, where a float-to-integer
+/// conversion does not).
+#[inline]
+fn level(value: f32) -> u8 {
+    (value.clamp(0.0, 255.0) + 8_388_608.0).to_bits() as u8
 }
 
 /// The entropy-coded data of one scan, with its restart intervals and its point transform.
@@ -883,28 +946,30 @@ impl Scan<'_> {
     /// Reads the correction bits of the non-zero coefficients `which` (a mask by zigzag
     /// position), one each in the order of the positions, and applies those of the kept
     /// coefficients: a 1 adds this scan's bit to the magnitude.
-    #[inline]
-    fn correct(&mut self, band: &Band, coefficients: &mut [i16], mut which: u64, one: i16) {
-        while which != 0 {
-            // At most 32 bits at a time: the first 32 positions, then the rest.
-            let chunk = match which.count_ones() {
-                ..=32 => which,
-                _ => which & between(0, nth_bit(which, 32).unwrap_or(64) - 1),
-            };
-            which &= !chunk;
-            let count = chunk.count_ones();
+    #[inline(always)]
+    fn correct(&mut self, band: &Band, coefficients: &mut [i16], which: u64, one: i16) {
+        if which == 0 {
+            return;
+        }
+        // The bits, left-aligned: the first 32 (as many as a fill guarantees), then the rest.
+        let ranked = Ranked::new(which);
+        let count = ranked.count();
+        self.bits.fill();
+        let first = count.min(32);
+        let mut word = u64::from(self.bits.take(first)) << (64 - first);
+        if count > 32 {
             self.bits.fill();
-            let word = self.bits.take(count);
-            let mut mine = chunk & band.mask;
-            while mine != 0 {
-                let k = mine.trailing_zeros() as usize;
-                mine &= mine - 1;
-                let before = (chunk & between(0, k)).count_ones();
-                let coefficient = &mut coefficients[usize::from(band.slots[k])];
-                // A 1 adds the bit unless it is there already (a damaged stream).
-                let add = (((word >> (count - before)) & 1) as i16 * one) & !*coefficient;
-                *coefficient += add * coefficient.signum();
-            }
+            word |= u64::from(self.bits.take(count - 32)) << (64 - count);
+        }
+        let mut mine = which & band.mask;
+        while mine != 0 {
+            let k = mine.trailing_zeros() as usize;
+            mine &= mine - 1;
+            let bit = (word << ranked.below(k) >> 63) as i16;
+            let coefficient = &mut coefficients[usize::from(band.slots[k])];
+            // A 1 adds the bit unless it is there already (a damaged stream).
+            let add = (bit * one) & !*coefficient;
+            *coefficient += add * coefficient.signum();
         }
     }
 }
@@ -916,11 +981,6 @@ fn between(from: usize, to: usize) -> u64 {
     } else {
         (u64::MAX << from) & (u64::MAX >> (63 - to))
     }
-}
-
-/// The position of the bit after the first `n` set bits of `mask`, if it has that many.
-fn nth_bit(mask: u64, n: u32) -> Option<usize> {
-    Ranked::new(mask).nth(n)
 }
 
 /// A mask's set bits, counted so that the position of any one of them is found without a
@@ -946,6 +1006,21 @@ impl Ranked {
         }
     }
 
+    /// How many bits are set.
+    #[inline]
+    fn count(&self) -> u32 {
+        (self.running >> 56) as u32
+    }
+
+    /// How many bits are set below position `k`.
+    #[inline]
+    fn below(&self, k: usize) -> u32 {
+        let byte = k / 8;
+        let before = (self.running << 8 >> (8 * byte)) as u8;
+        let within = (self.mask >> (8 * byte)) as u8 & ((1 << (k % 8)) - 1);
+        u32::from(before + ONES_IN_BYTE[usize::from(within)])
+    }
+
     /// The position of the bit after the first `n` set bits, if there are that many.
     #[inline]
     fn nth(&self, n: u32) -> Option<usize> {
@@ -965,6 +1040,17 @@ impl Ranked {
         Some(8 * byte as usize + usize::from(bit))
     }
 }
+
+/// By byte value: how many of its bits are set.
+static ONES_IN_BYTE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut value = 0;
+    while value < 256 {
+        table[value] = (value as u8).count_ones() as u8;
+        value += 1;
+    }
+    table
+};
 
 /// By byte value and n: the position of its bit after its first n set bits.
 static NTH_IN_BYTE: [[u8; 8]; 256] = {
@@ -999,14 +1085,30 @@ fn taps(out: usize, factor: usize, samples: usize) -> Vec<(usize, usize, u32)> {
         .collect()
 }
 
-/// JFIF's YCbCr to RGB, in libjpeg's fixed point (16 fraction bits, rounded).
-fn ycbcr_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
-    let (y, cb, cr) = (i32::from(y), i32::from(cb) - 128, i32::from(cr) - 128);
-    let half = 1 << 15;
-    let r = y + ((91_881 * cr + half) >> 16);
-    let g = y + ((-22_554 * cb - 46_802 * cr + half) >> 16);
-    let b = y + ((116_130 * cb + half) >> 16);
-    [r, g, b].map(|v| v.clamp(0, 255) as u8)
+/// A component's levels on the output grid, `stride` a row (its samples as the inverse DCT
+/// left them, where they need no interpolation).
+struct Plane {
+    levels: Vec<u8>,
+    stride: usize,
+}
+
+impl Plane {
+    fn row(&self, y: usize, width: usize) -> &[u8] {
+        &self.levels[y * self.stride..][..width]
+    }
+}
+
+/// JFIF's YCbCr to RGB over a row of pixels, in libjpeg's fixed point (16 fraction bits,
+/// rounded).
+fn ycbcr_to_rgb(y: &[u8], cb: &[u8], cr: &[u8], rgb: &mut [u8]) {
+    for (p, ((&y, &cb), &cr)) in rgb.chunks_exact_mut(3).zip(y.iter().zip(cb).zip(cr)) {
+        let (y, cb, cr) = (i32::from(y), i32::from(cb) - 128, i32::from(cr) - 128);
+        let half = 1 << 15;
+        let r = y + ((91_881 * cr + half) >> 16);
+        let g = y + ((-22_554 * cb - 46_802 * cr + half) >> 16);
+        let b = y + ((116_130 * cb + half) >> 16);
+        p.copy_from_slice(&[r, g, b].map(|v| v.clamp(0, 255) as u8));
+    }
 }
 
 /// A value of `size` bits: the JPEG "extend" of its raw bits (a leading 0 means negative),
@@ -1390,7 +1492,7 @@ mod tests {
     }
 
     #[test]
-    fn finds_the_bit_after_the_first_n_set_bits() {
+    fn counts_and_finds_set_bits() {
         let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
         for _ in 0..20_000 {
             seed ^= seed << 13;
@@ -1402,13 +1504,19 @@ mod tests {
             } else {
                 seed & seed.rotate_left(23)
             };
+            let ranked = Ranked::new(mask);
+            assert_eq!(ranked.count(), mask.count_ones(), "{mask:#x}");
             for n in 0..66 {
                 let mut rest = mask;
                 for _ in 0..n {
                     rest &= rest.wrapping_sub(1);
                 }
                 let expected = (rest != 0).then(|| rest.trailing_zeros() as usize);
-                assert_eq!(nth_bit(mask, n), expected, "{mask:#x}, {n}");
+                assert_eq!(ranked.nth(n), expected, "{mask:#x}, {n}");
+            }
+            for k in 0..64 {
+                let expected = (mask & ((1 << k) - 1)).count_ones();
+                assert_eq!(ranked.below(k), expected, "{mask:#x}, {k}");
             }
         }
     }
