@@ -945,7 +945,8 @@ impl Scan<'_> {
 
     /// Reads the correction bits of the non-zero coefficients `which` (a mask by zigzag
     /// position), one each in the order of the positions, and applies those of the kept
-    /// coefficients: a 1 adds this scan's bit to the magnitude.
+    /// coefficients: a 1 adds this scan's bit to the magnitude. Always inlined: out of line,
+    /// the bit buffer of each of its three callers would go through memory.
     #[inline(always)]
     fn correct(&mut self, band: &Band, coefficients: &mut [i16], which: u64, one: i16) {
         if which == 0 {
