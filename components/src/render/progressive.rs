@@ -261,10 +261,15 @@ struct Component {
 }
 
 impl Component {
-    /// The kept coefficients and the non-zero mask of the `unit`-th block of a scan of this
-    /// component alone, which runs row by row over the blocks that hold image data.
-    fn block(&mut self, unit: usize) -> (&mut [i16], &mut u64) {
-        let block = unit / self.blocks_wide * self.stride + unit % self.blocks_wide;
+    /// The blocks that hold image data, row by row: the order of a scan of this component
+    /// alone (counted along, rather than divided out of a unit number, block by block).
+    fn scan_order(&self) -> impl Iterator<Item = usize> + use<> {
+        let (wide, stride) = (self.blocks_wide, self.stride);
+        (0..self.blocks_high).flat_map(move |row| (row * stride..).take(wide))
+    }
+
+    /// The kept coefficients and the non-zero mask of block number `block`.
+    fn block(&mut self, block: usize) -> (&mut [i16], &mut u64) {
         let stored = self.band.stored();
         (
             &mut self.coefficients[block * stored..][..stored],
@@ -839,7 +844,7 @@ impl Scan<'_> {
         let low = self.low;
         let band = c.band;
         let mut run = 0u32;
-        for unit in 0..c.blocks_wide * c.blocks_high {
+        for block in c.scan_order() {
             if self.next_unit()? {
                 run = 0;
             }
@@ -847,7 +852,7 @@ impl Scan<'_> {
                 run -= 1;
                 continue;
             }
-            let (coefficients, mask) = c.block(unit);
+            let (coefficients, mask) = c.block(block);
             let mut nonzero = *mask;
             let mut k = start;
             while k <= end {
@@ -889,11 +894,11 @@ impl Scan<'_> {
         let one = 1i16 << self.low;
         let band = c.band;
         let mut run = 0u32;
-        for unit in 0..c.blocks_wide * c.blocks_high {
+        for block in c.scan_order() {
             if self.next_unit()? {
                 run = 0;
             }
-            let (coefficients, mask) = c.block(unit);
+            let (coefficients, mask) = c.block(block);
             let mut nonzero = *mask;
             let mut k = start;
             if run == 0 {
