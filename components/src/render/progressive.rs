@@ -632,82 +632,99 @@ impl Decoder {
     /// lowest frequencies, dequantised, levelled and clamped as libjpeg's IDCTs do.
     fn samples(&self, c: &Component) -> Vec<u8> {
         match c.band.size {
-            1 => inverse_dct::<1>(c, sum_of_images(c)),
-            2 => inverse_dct::<2>(c, sum_of_images(c)),
-            4 => inverse_dct::<4>(c, sum_of_images(c)),
-            _ => inverse_dct::<8>(c, separable(c)),
+            1 => inverse_dct::<1>(c, SumOfImages::new(c)),
+            2 => inverse_dct::<2>(c, SumOfImages::new(c)),
+            4 => inverse_dct::<4>(c, SumOfImages::new(c)),
+            _ => inverse_dct::<8>(c, Separable::new(c)),
         }
     }
 }
 
 /// [`Decoder::samples`] for N x N samples a block (a constant, so that the loops unroll),
-/// each block's levels summed by `sum` from its DC coefficient, its kept AC coefficients
-/// (in [`Band::slots`]) and which of those are non-zero (never none).
-fn inverse_dct<const N: usize>(
-    c: &Component,
-    sum: impl Fn(i16, &[i16], u64, &mut [[f32; N]; N]),
-) -> Vec<u8> {
+/// each block that is not flat summed by `kernel`.
+fn inverse_dct<const N: usize>(c: &Component, kernel: impl Kernel<N>) -> Vec<u8> {
     let band = &c.band;
     let stored = band.stored();
     let dc_step = i32::from(c.steps.map_or(1, |steps| steps[0]));
     let samples_wide = c.stride * N;
     let mut samples = vec![0u8; c.dc.len() * N * N];
-    let mut values = [[0f32; N]; N];
     for (r, out) in samples.chunks_exact_mut(samples_wide * N).enumerate() {
         for bx in 0..c.stride {
             let block = r * c.stride + bx;
             let dc = c.dc[block];
             let nonzero = c.nonzero.get(block).copied().unwrap_or(0) & band.mask & !1;
+            let at = |y: usize| y * samples_wide + bx * N;
             if nonzero == 0 {
                 // A flat block (often, in chroma): 1/8 of the DC, rounded as libjpeg does.
                 let level = ((i32::from(dc) * dc_step + 4) >> 3) + 128;
                 let level = level.clamp(0, 255) as u8;
-                for line in out.chunks_exact_mut(samples_wide) {
-                    line[bx * N..][..N].fill(level);
+                for y in 0..N {
+                    out[at(y)..][..N].fill(level);
                 }
                 continue;
             }
-            sum(
-                dc,
-                &c.coefficients[block * stored..][..stored],
-                nonzero,
-                &mut values,
-            );
-            for (line, row) in out.chunks_exact_mut(samples_wide).zip(&values) {
-                line[bx * N..][..N].copy_from_slice(&row.map(level));
-            }
+            let ac = &c.coefficients[block * stored..][..stored];
+            kernel.sum(dc, ac, nonzero, |y, row| {
+                out[at(y)..][..N].copy_from_slice(&row.map(level));
+            });
         }
     }
     samples
 }
 
+/// How the levels of a block that is not flat are summed.
+trait Kernel<const N: usize> {
+    /// Hands `row` each row of levels of the block of DC coefficient `dc` and kept AC
+    /// coefficients `ac` (in [`Band::slots`]), of which those in `nonzero` (never none) are
+    /// non-zero.
+    fn sum(&self, dc: i16, ac: &[i16], nonzero: u64, row: impl FnMut(usize, [f32; N]));
+}
+
 /// Up to 4 x 4 samples a block: the sum of the basis images of its non-zero coefficients
 /// (averaged and dequantised), each a few vector registers, so that a coefficient costs a
 /// few multiply-adds and nothing depends on which rows hold them.
-fn sum_of_images<const N: usize>(c: &Component) -> impl Fn(i16, &[i16], u64, &mut [[f32; N]; N]) {
-    let band = c.band;
-    let steps = c.steps.unwrap_or([1; 64]);
-    let size = band.frequencies.len();
-    let mut images = vec![[[0f32; N]; N]; band.kept];
-    for (j, &v) in band.frequencies.iter().enumerate() {
-        for (i, &u) in band.frequencies.iter().enumerate() {
-            let step = f32::from(steps[zigzag_position(v, u)]);
-            images[j * size + i] = std::array::from_fn(|y| {
-                std::array::from_fn(|x| step * band.down[y][j] * band.across[x][i])
-            });
+struct SumOfImages<const N: usize> {
+    slots: [u8; 64],
+    /// By slot.
+    images: Vec<[[f32; N]; N]>,
+}
+
+impl<const N: usize> SumOfImages<N> {
+    fn new(c: &Component) -> Self {
+        let band = &c.band;
+        let steps = c.steps.unwrap_or([1; 64]);
+        let size = band.frequencies.len();
+        let mut images = vec![[[0f32; N]; N]; band.kept];
+        for (j, &v) in band.frequencies.iter().enumerate() {
+            for (i, &u) in band.frequencies.iter().enumerate() {
+                let step = f32::from(steps[zigzag_position(v, u)]);
+                images[j * size + i] = std::array::from_fn(|y| {
+                    std::array::from_fn(|x| step * band.down[y][j] * band.across[x][i])
+                });
+            }
+        }
+        SumOfImages {
+            slots: band.slots,
+            images,
         }
     }
-    move |dc, ac, mut nonzero, values| {
-        *values = [[128.0 + f32::from(dc) * images[0][0][0]; N]; N];
+}
+
+impl<const N: usize> Kernel<N> for SumOfImages<N> {
+    fn sum(&self, dc: i16, ac: &[i16], mut nonzero: u64, mut row: impl FnMut(usize, [f32; N])) {
+        let mut values = [[128.0 + f32::from(dc) * self.images[0][0][0]; N]; N];
         while nonzero != 0 {
-            let slot = usize::from(band.slots[nonzero.trailing_zeros() as usize]);
+            let slot = usize::from(self.slots[nonzero.trailing_zeros() as usize]);
             nonzero &= nonzero - 1;
             let f = f32::from(ac[slot]);
-            for (row, basis) in values.iter_mut().zip(&images[slot]) {
-                for (value, b) in row.iter_mut().zip(basis) {
+            for (values, basis) in values.iter_mut().zip(&self.images[slot]) {
+                for (value, b) in values.iter_mut().zip(basis) {
                     *value += f * b;
                 }
             }
+        }
+        for (y, values) in values.into_iter().enumerate() {
+            row(y, values);
         }
     }
 }
@@ -715,39 +732,58 @@ fn sum_of_images<const N: usize>(c: &Component) -> impl Fn(i16, &[i16], u64, &mu
 /// 8 x 8 samples a block, where a basis image would fill every register: the 8-point
 /// inverse DCT along the rows of frequencies that hold a non-zero coefficient, then down
 /// the columns.
-fn separable(c: &Component) -> impl Fn(i16, &[i16], u64, &mut [[f32; 8]; 8]) {
-    let band = c.band;
-    let steps = c.steps.unwrap_or([1; 64]);
-    // By slot: the step and the basis along rows of that frequency.
-    let (mut scales, mut across) = ([0f32; 64], [[0f32; 8]; 64]);
-    for (j, &v) in band.frequencies.iter().enumerate() {
-        for (i, &u) in band.frequencies.iter().enumerate() {
-            scales[j * 8 + i] = f32::from(steps[zigzag_position(v, u)]);
-            across[j * 8 + i] = std::array::from_fn(|x| band.across[x][i]);
+struct Separable {
+    slots: [u8; 64],
+    /// By slot: the step and the basis along rows of that frequency.
+    scales: [f32; 64],
+    across: [[f32; 8]; 64],
+    down: [[f32; 8]; 8],
+}
+
+impl Separable {
+    fn new(c: &Component) -> Self {
+        let band = &c.band;
+        let steps = c.steps.unwrap_or([1; 64]);
+        let (mut scales, mut across) = ([0f32; 64], [[0f32; 8]; 64]);
+        for (j, &v) in band.frequencies.iter().enumerate() {
+            for (i, &u) in band.frequencies.iter().enumerate() {
+                scales[j * 8 + i] = f32::from(steps[zigzag_position(v, u)]);
+                across[j * 8 + i] = std::array::from_fn(|x| band.across[x][i]);
+            }
+        }
+        Separable {
+            slots: band.slots,
+            scales,
+            across,
+            down: band.down,
         }
     }
-    move |dc, ac, mut nonzero, values| {
+}
+
+impl Kernel<8> for Separable {
+    fn sum(&self, dc: i16, ac: &[i16], mut nonzero: u64, mut row: impl FnMut(usize, [f32; 8])) {
         let mut along = [[0f32; 8]; 8];
-        along[0] = across[0].map(|b| f32::from(dc) * scales[0] * b);
+        along[0] = self.across[0].map(|b| f32::from(dc) * self.scales[0] * b);
         let mut used = 1u32;
         while nonzero != 0 {
-            let slot = usize::from(band.slots[nonzero.trailing_zeros() as usize]);
+            let slot = usize::from(self.slots[nonzero.trailing_zeros() as usize]);
             nonzero &= nonzero - 1;
-            let f = f32::from(ac[slot]) * scales[slot];
-            for (a, b) in along[slot / 8].iter_mut().zip(&across[slot]) {
+            let f = f32::from(ac[slot]) * self.scales[slot];
+            for (a, b) in along[slot / 8].iter_mut().zip(&self.across[slot]) {
                 *a += f * b;
             }
             used |= 1 << (slot / 8);
         }
-        for (row, down) in values.iter_mut().zip(&band.down) {
-            *row = [128.0; 8];
+        for (y, down) in self.down.iter().enumerate() {
+            let mut values = [128.0f32; 8];
             for (j, a) in along.iter().enumerate() {
                 if used >> j & 1 == 1 {
-                    for (value, a) in row.iter_mut().zip(a) {
+                    for (value, a) in values.iter_mut().zip(a) {
                         *value += down[j] * a;
                     }
                 }
             }
+            row(y, values);
         }
     }
 }
