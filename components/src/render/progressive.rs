@@ -145,6 +145,17 @@ impl Band {
         self.kept + 1
     }
 
+    /// The quantisation steps `steps` (in zigzag order) of the kept coefficients, by slot.
+    fn steps_by_slot(&self, steps: &[u16; 64]) -> [f32; 64] {
+        let mut by_slot = [0.0; 64];
+        for (k, &step) in steps.iter().enumerate() {
+            if self.mask >> k & 1 == 1 {
+                by_slot[usize::from(self.slots[k])] = f32::from(step);
+            }
+        }
+        by_slot
+    }
+
     /// Whether the AC coefficients' bits below `high`, dequantised by `steps`, leave less
     /// than one level of error in the samples, root-mean-square: then the refinement scans
     /// that bring them (the last ones, often the largest, of a high-quality file) need not
@@ -692,17 +703,16 @@ struct SumOfImages<const N: usize> {
 impl<const N: usize> SumOfImages<N> {
     fn new(c: &Component) -> Self {
         let band = &c.band;
-        let steps = c.steps.unwrap_or([1; 64]);
+        let steps = band.steps_by_slot(&c.steps.unwrap_or([1; 64]));
         let size = band.frequencies.len();
-        let mut images = vec![[[0f32; N]; N]; band.kept];
-        for (j, &v) in band.frequencies.iter().enumerate() {
-            for (i, &u) in band.frequencies.iter().enumerate() {
-                let step = f32::from(steps[zigzag_position(v, u)]);
-                images[j * size + i] = std::array::from_fn(|y| {
-                    std::array::from_fn(|x| step * band.down[y][j] * band.across[x][i])
-                });
-            }
-        }
+        let images = (0..band.kept)
+            .map(|slot| {
+                let (j, i) = (slot / size, slot % size);
+                std::array::from_fn(|y| {
+                    std::array::from_fn(|x| steps[slot] * band.down[y][j] * band.across[x][i])
+                })
+            })
+            .collect();
         SumOfImages {
             slots: band.slots,
             images,
@@ -734,27 +744,20 @@ impl<const N: usize> Kernel<N> for SumOfImages<N> {
 /// the columns.
 struct Separable {
     slots: [u8; 64],
-    /// By slot: the step and the basis along rows of that frequency.
-    scales: [f32; 64],
-    across: [[f32; 8]; 64],
+    /// By slot, the quantisation step.
+    steps: [f32; 64],
+    /// By frequency, the basis along a row; by output row, the basis down the columns.
+    across: [[f32; 8]; 8],
     down: [[f32; 8]; 8],
 }
 
 impl Separable {
     fn new(c: &Component) -> Self {
         let band = &c.band;
-        let steps = c.steps.unwrap_or([1; 64]);
-        let (mut scales, mut across) = ([0f32; 64], [[0f32; 8]; 64]);
-        for (j, &v) in band.frequencies.iter().enumerate() {
-            for (i, &u) in band.frequencies.iter().enumerate() {
-                scales[j * 8 + i] = f32::from(steps[zigzag_position(v, u)]);
-                across[j * 8 + i] = std::array::from_fn(|x| band.across[x][i]);
-            }
-        }
         Separable {
             slots: band.slots,
-            scales,
-            across,
+            steps: band.steps_by_slot(&c.steps.unwrap_or([1; 64])),
+            across: std::array::from_fn(|i| std::array::from_fn(|x| band.across[x][i])),
             down: band.down,
         }
     }
@@ -763,16 +766,17 @@ impl Separable {
 impl Kernel<8> for Separable {
     fn sum(&self, dc: i16, ac: &[i16], mut nonzero: u64, mut row: impl FnMut(usize, [f32; 8])) {
         let mut along = [[0f32; 8]; 8];
-        along[0] = self.across[0].map(|b| f32::from(dc) * self.scales[0] * b);
+        along[0] = self.across[0].map(|b| f32::from(dc) * self.steps[0] * b);
         let mut used = 1u32;
         while nonzero != 0 {
             let slot = usize::from(self.slots[nonzero.trailing_zeros() as usize]);
             nonzero &= nonzero - 1;
-            let f = f32::from(ac[slot]) * self.scales[slot];
-            for (a, b) in along[slot / 8].iter_mut().zip(&self.across[slot]) {
+            let (j, i) = (slot / 8, slot % 8);
+            let f = f32::from(ac[slot]) * self.steps[slot];
+            for (a, b) in along[j].iter_mut().zip(&self.across[i]) {
                 *a += f * b;
             }
-            used |= 1 << (slot / 8);
+            used |= 1 << j;
         }
         for (y, down) in self.down.iter().enumerate() {
             let mut values = [128.0f32; 8];
@@ -1025,9 +1029,9 @@ fn between(from: usize, to: usize) -> u64 {
     }
 }
 
-/// A mask's set bits, counted so that the position of any one of them is found without a
-/// branch that depends on which: the byte that holds it from the bytes' running counts,
-/// compared all at once, and where in the byte from a table.
+/// A mask's set bits, counted so that the position of any one of them, and how many lie
+/// below any position, are found without a branch that depends on which: the byte from the
+/// bytes' running counts, compared all at once, and what lies within the byte from a table.
 struct Ranked {
     mask: u64,
     /// Byte i: the set bits of bytes 0 to i (at most 64, so no byte carries into the next).
