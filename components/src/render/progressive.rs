@@ -174,19 +174,16 @@ impl Band {
         let values = f32::from(1u16 << high);
         // The mean square of the missing part, in steps squared.
         let missing = (values - 1.0) * (2.0 * values - 1.0) / 6.0;
-        let mut variance = 0.0;
-        for (j, &v) in self.frequencies.iter().enumerate() {
-            for (i, &u) in self.frequencies.iter().enumerate() {
-                if (u, v) != (0, 0) {
-                    let step = f32::from(steps[zigzag_position(v, u)]);
-                    variance += mean_square(&self.across, i)
-                        * mean_square(&self.down, j)
-                        * step
-                        * step
-                        * missing;
-                }
-            }
-        }
+        let steps = self.steps_by_slot(steps);
+        let size = self.frequencies.len();
+        // Slot 0 is the DC coefficient, which refinements of the AC ones leave alone.
+        let variance: f32 = (1..self.kept)
+            .map(|slot| {
+                let (j, i) = (slot / size, slot % size);
+                let step = steps[slot];
+                mean_square(&self.across, i) * mean_square(&self.down, j) * step * step * missing
+            })
+            .sum();
         variance < 1.0
     }
 }
